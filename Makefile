@@ -1,0 +1,41 @@
+# The two commands:   make demo   (main job)    make test   (whole test suite)
+# Everything else is set up on demand: Java and Maven (apt-get, when missing and root),
+# a virtualenv in .venv with kappalake and its dependencies, the Kafka broker jars.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.kappalake-installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test install prereqs broker-fetch clean
+
+demo: install broker-fetch
+	$(BIN)/kappalake demo
+
+test: install broker-fetch
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: prereqs $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+prereqs:
+	@missing=""; command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "kappalake needs:$$missing (e.g. sudo apt-get install -y$$missing)"; exit 1; fi; \
+	fi
+
+broker-fetch: $(STAMP)
+	$(BIN)/kappalake broker fetch
+
+clean:
+	-$(BIN)/kappalake broker stop
+	rm -rf lake dist .kappalake/broker

@@ -1,0 +1,413 @@
+"""Validated configuration: YAML profiles in ``conf/`` merged into one typed object.
+
+Load order (later wins): ``conf/base.yaml`` -> ``conf/<profile>.yaml`` -> extra files given
+with ``--config`` -> ``--set key.path=value`` overrides. Strings may reference environment
+variables as ``${env:NAME}`` or ``${env:NAME:-default}``; secrets (passwords, JAAS configs,
+tokens) *must* be such references so they never live in a file. Any unknown key, wrong type
+or missing value raises :class:`ConfigError` naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Units Spark's interval parser accepts for processingTime triggers.
+INTERVAL = re.compile(r"^\d+\s+(millisecond|second|minute|hour)s?$")
+SECRET_KEY = re.compile(r"(password|secret|jaas|token|credential)", re.IGNORECASE)
+TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+
+
+def _scalar_to_str(v: Any) -> Any:
+    """Map values are strings for Spark/Kafka/Delta; accept YAML scalars (true, 10) too."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    return str(v) if isinstance(v, (int, float)) else v
+
+
+# Property maps (Spark conf, Kafka client properties, Delta table properties).
+StrMap = dict[str, Annotated[str, BeforeValidator(_scalar_to_str)]]
+
+
+class ConfigError(ValueError):
+    """Bad configuration; the message names the key and the fix."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class BrokerConf(_Model):
+    """The embedded local Kafka broker (loopback only)."""
+
+    mode: Literal["embedded", "external"] = "embedded"
+    kafka_version: str = "4.1.1"
+    port: int = Field(9092, ge=1024, le=65535)
+    controller_port: int = Field(9093, ge=1024, le=65535)
+    data_dir: str = ".kappalake/broker"
+    cache_dir: str = ".kappalake/cache"
+    heap: str = "512m"
+    start_timeout_s: float = Field(90.0, gt=0)
+    properties: StrMap = {}
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> "BrokerConf":
+        if self.port == self.controller_port:
+            raise ValueError("broker.port and broker.controller_port must differ")
+        return self
+
+
+class KafkaConf(_Model):
+    """How clients reach Kafka; security settings are shared by Spark and kafka-python."""
+
+    bootstrap_servers: Optional[str] = None
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Optional[Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]] = None
+    sasl_username: Optional[str] = None
+    sasl_password: Optional[SecretStr] = None
+    ssl_cafile: Optional[str] = None
+    # Extra Kafka client properties for Spark's source/sink, passed as kafka.<key>.
+    options: StrMap = {}
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> "KafkaConf":
+        if self.security_protocol.startswith("SASL"):
+            missing = [k for k in ("sasl_mechanism", "sasl_username", "sasl_password") if getattr(self, k) is None]
+            if missing and "sasl.jaas.config" not in self.options:
+                raise ValueError(
+                    f"security_protocol {self.security_protocol} needs kafka.{', kafka.'.join(missing)} "
+                    "(password as ${env:VAR}) or kafka.options.'sasl.jaas.config'"
+                )
+        return self
+
+
+class TopicConf(_Model):
+    name: Optional[str] = None  # defaults to the logical name
+    partitions: int = Field(3, ge=1)
+    replication_factor: int = Field(1, ge=1)
+    config: StrMap = {}
+
+
+class SparkConf(_Model):
+    master: Optional[str] = None
+    shuffle_partitions: int = Field(4, ge=1)
+    # Resolve the Kafka connector and Delta through spark.jars.packages (off on EMR, where
+    # spark-submit/--packages and the delta-defaults classification provide them).
+    packages: bool = True
+    kafka_connector_version: str = "4.0.0"
+    log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "WARN"
+    conf: StrMap = {}
+
+
+class LakeConf(_Model):
+    root: str = "lake"
+    checkpoint_root: str = "lake/_checkpoints"
+    table_properties: StrMap = {}
+
+    def table_path(self, table: str) -> str:
+        """Storage path of a logical table name such as ``bronze.clickstream``."""
+        layer, name = table.split(".", 1)
+        return _join(self.root, layer, name)
+
+    def checkpoint_path(self, pipeline: str) -> str:
+        return _join(self.checkpoint_root, pipeline)
+
+
+class SourceConf(_Model):
+    topic: str
+    starting_offsets: str = "earliest"
+    max_offsets_per_trigger: Optional[int] = Field(None, ge=1)
+    fail_on_data_loss: bool = True
+    min_partitions: Optional[int] = Field(None, ge=1)
+
+
+class SinkConf(_Model):
+    table: str
+    partition_by: list[str] = []
+
+    @field_validator("table")
+    @classmethod
+    def _table_name(cls, v: str) -> str:
+        if not TABLE_NAME.match(v):
+            raise ValueError(f"table name {v!r} must look like 'layer.name' (lower case, e.g. bronze.clickstream)")
+        return v
+
+
+class TriggerConf(_Model):
+    processing_time: Optional[str] = None
+    available_now: bool = False
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "TriggerConf":
+        if bool(self.processing_time) == bool(self.available_now):
+            raise ValueError("set exactly one of trigger.processing_time (e.g. '5 seconds') or trigger.available_now: true")
+        if self.processing_time and not INTERVAL.match(self.processing_time.strip()):
+            raise ValueError(f"trigger.processing_time {self.processing_time!r} is not an interval like '500 milliseconds', '5 seconds' or '1 minute'")
+        return self
+
+    def as_writer_kwargs(self) -> dict[str, Any]:
+        if self.available_now:
+            return {"availableNow": True}
+        return {"processingTime": self.processing_time}
+
+
+class PipelineConf(_Model):
+    source: SourceConf
+    transforms: list[str]
+    sink: SinkConf
+    trigger: TriggerConf
+
+
+class Config(_Model):
+    profile: str
+    app_name: str = "kappalake"
+    broker: BrokerConf = BrokerConf()
+    kafka: KafkaConf = KafkaConf()
+    topics: dict[str, TopicConf]
+    spark: SparkConf = SparkConf()
+    lake: LakeConf = LakeConf()
+    pipelines: dict[str, PipelineConf]
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "Config":
+        for name, p in self.pipelines.items():
+            if p.source.topic not in self.topics:
+                raise ValueError(
+                    f"pipelines.{name}.source.topic {p.source.topic!r} is not declared under topics "
+                    f"(declared: {', '.join(sorted(self.topics))})"
+                )
+        if self.broker.mode == "embedded":
+            local = f"127.0.0.1:{self.broker.port}"
+            if self.kafka.bootstrap_servers not in (None, local, f"localhost:{self.broker.port}"):
+                raise ValueError(
+                    f"kafka.bootstrap_servers {self.kafka.bootstrap_servers!r} does not point at the embedded broker "
+                    f"({local}); set broker.mode: external to use another cluster"
+                )
+            if self.kafka.security_protocol != "PLAINTEXT":
+                raise ValueError("the embedded broker speaks PLAINTEXT on loopback; set broker.mode: external for SSL/SASL")
+        elif not self.kafka.bootstrap_servers:
+            raise ValueError("broker.mode is external, so kafka.bootstrap_servers is required (host:port[,host:port])")
+        return self
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka.bootstrap_servers or f"127.0.0.1:{self.broker.port}"
+
+    def topic_name(self, logical: str) -> str:
+        return self.topics[logical].name or logical
+
+    def redacted(self) -> dict[str, Any]:
+        """The configuration as plain data with every secret masked (safe to print or log)."""
+        data = self.model_dump(mode="json")
+        data["kafka"]["sasl_password"] = "******" if self.kafka.sasl_password else None
+        data["kafka"]["options"] = {k: ("******" if SECRET_KEY.search(k) else v) for k, v in self.kafka.options.items()}
+        return data
+
+
+# ---------------------------------------------------------------------------------------
+# loading
+
+def default_conf_dir() -> Path:
+    """``$KAPPALAKE_CONF_DIR``, else ``./conf``, else the checkout's ``conf/`` next to ``src/``."""
+    env = os.environ.get("KAPPALAKE_CONF_DIR")
+    if env:
+        return Path(env)
+    if Path("conf/base.yaml").is_file():
+        return Path("conf")
+    return Path(__file__).resolve().parent.parent / "conf"
+
+
+def load_config(
+    profile: str = "local",
+    conf_dir: str | Path | None = None,
+    extra_files: typing.Sequence[str | Path] = (),
+    overrides: typing.Sequence[str] | typing.Mapping[str, Any] = (),
+) -> Config:
+    """Load, merge, interpolate and validate a profile; raise ConfigError on any problem."""
+    conf_dir = Path(conf_dir) if conf_dir else default_conf_dir()
+    base = conf_dir / "base.yaml"
+    if not base.is_file():
+        raise ConfigError(f"no {base}: point --conf-dir or KAPPALAKE_CONF_DIR at the directory holding base.yaml")
+    prof = conf_dir / f"{profile}.yaml"
+    if not prof.is_file():
+        available = sorted(p.stem for p in conf_dir.glob("*.yaml") if p.stem != "base")
+        raise ConfigError(f"unknown profile {profile!r}: no {prof}; available profiles: {', '.join(available)}")
+    merged: dict[str, Any] = {}
+    for f in [base, prof, *map(Path, extra_files)]:
+        merged = deep_merge(merged, _read_yaml(f))
+    merged = deep_merge(merged, nest_overrides(overrides))
+    merged["profile"] = profile
+    _check_secrets(merged)
+    merged = _interpolate(merged, ())
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, profile)) from None
+
+
+def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; values of ``b`` win, lists are replaced, not concatenated."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of keys at the top level, not {type(data).__name__}")
+    return data
+
+
+def nest_overrides(overrides: typing.Sequence[str] | typing.Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1}`` or ``["a.b=1"]`` as the nested mapping a YAML file would hold."""
+    items = overrides.items() if isinstance(overrides, typing.Mapping) else (_split_override(o) for o in overrides)
+    tree: dict[str, Any] = {}
+    for key, value in items:
+        tree = deep_merge(tree, _nest(key, value))
+    return tree
+
+
+def _split_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like key.path=value (e.g. broker.port=19092)")
+    key, raw = item.split("=", 1)
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+
+
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    out: Any = value
+    for part in reversed(_key_path(dotted)):
+        out = {part: out}
+    return out
+
+
+def _key_path(dotted: str) -> list[str]:
+    """Split a dotted override key along the model, keeping map keys that contain dots whole.
+
+    ``spark.conf.spark.ui.enabled`` -> ``[spark, conf, spark.ui.enabled]``;
+    ``pipelines.bronze_x.trigger.available_now`` -> one part per level.
+    """
+    parts = dotted.split(".")
+    out: list[str] = []
+    tp: Any = Config
+    i = 0
+    while i < len(parts):
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(parts[i])
+            out.append(parts[i])
+            i += 1
+            if field is None:
+                break
+            tp = field.annotation
+        elif typing.get_origin(tp) is dict:
+            value_type = typing.get_args(tp)[1]
+            if isinstance(value_type, type) and issubclass(value_type, BaseModel):
+                out.append(parts[i])
+                i += 1
+                tp = value_type
+            else:
+                out.append(".".join(parts[i:]))
+                return out
+        else:
+            break
+    return out + parts[i:]
+
+
+def _check_secrets(data: dict[str, Any]) -> None:
+    kafka = data.get("kafka") or {}
+    candidates = {"kafka.sasl_password": kafka.get("sasl_password")}
+    for k, v in (kafka.get("options") or {}).items():
+        if SECRET_KEY.search(str(k)):
+            candidates[f"kafka.options.{k}"] = v
+    for key, value in candidates.items():
+        if value is not None and not (isinstance(value, str) and ENV_REF.fullmatch(value.strip())):
+            raise ConfigError(
+                f"{key} holds a literal secret; secrets come only from the environment: "
+                f"write it as ${{env:SOME_VARIABLE}} and export SOME_VARIABLE"
+            )
+
+
+def _interpolate(value: Any, path: tuple[str, ...]) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, (*path, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, (*path, str(i))) for i, v in enumerate(value)]
+    if isinstance(value, str) and "${env:" in value:
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{'.'.join(path)} refers to environment variable {name}, which is not set: export {name}")
+        return ENV_REF.sub(sub, value)
+    return value
+
+
+def format_validation_error(e: ValidationError, profile: str) -> str:
+    lines = [f"invalid configuration (profile {profile!r}):"]
+    for err in e.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        key = ".".join(loc) or "(top level)"
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(Config, loc[:-1])
+            hint = f"; allowed keys here: {', '.join(allowed)}" if allowed else ""
+            lines.append(f"  - unknown key '{key}'{hint}")
+        elif kind == "missing":
+            lines.append(f"  - missing required key '{key}'")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            got = err.get("input")
+            shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
+            lines.append(f"  - {key}: {msg}{shown}")
+    return "\n".join(lines)
+
+
+def _allowed_keys(model: Any, loc: tuple[str, ...]) -> list[str]:
+    """Field names valid at ``loc`` inside ``model`` (following nested models and dict values)."""
+    tp: Any = model
+    for part in loc:
+        tp = _unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            field = tp.model_fields.get(part)
+            if field is None:
+                return []
+            tp = field.annotation
+        elif typing.get_origin(tp) is dict:
+            tp = typing.get_args(tp)[1]
+        else:
+            return []
+    tp = _unwrap(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [n for n in tp.model_fields if n != "profile"]
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0] if len(args) == 1 else tp
+    return tp
+
+
+def _join(root: str, *parts: str) -> str:
+    # Local relative paths are made absolute so Spark, Delta and the checkpoint agree on them.
+    if "://" not in root and not root.startswith("/"):
+        root = str(Path(root).resolve())
+    return "/".join([root.rstrip("/"), *parts])

@@ -1,0 +1,1 @@
+"""Getting events in: the local Kafka broker, topics, client settings, Spark's Kafka source, producers."""

@@ -1,0 +1,64 @@
+"""Kafka client settings derived from config: kafka-python kwargs and Spark source options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kappalake.config import Config, SourceConf
+
+_JAAS_MODULE = {
+    "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+    "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+    "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
+}
+
+
+def python_client_kwargs(cfg: Config) -> dict[str, Any]:
+    """Connection and security kwargs for kafka-python clients (producer, consumer, admin)."""
+    k = cfg.kafka
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": cfg.bootstrap_servers.split(","),
+        "security_protocol": k.security_protocol,
+        "client_id": cfg.app_name,
+    }
+    if k.sasl_mechanism:
+        kwargs["sasl_mechanism"] = k.sasl_mechanism
+        kwargs["sasl_plain_username"] = k.sasl_username
+        kwargs["sasl_plain_password"] = k.sasl_password.get_secret_value() if k.sasl_password else None
+    if k.ssl_cafile:
+        kwargs["ssl_cafile"] = k.ssl_cafile
+    return kwargs
+
+
+def spark_kafka_options(cfg: Config) -> dict[str, str]:
+    """``kafka.*`` options for Spark's Kafka source and sink (connection and security)."""
+    k = cfg.kafka
+    opts = {"kafka.bootstrap.servers": cfg.bootstrap_servers, "kafka.security.protocol": k.security_protocol}
+    if k.sasl_mechanism and k.sasl_username and k.sasl_password:
+        user = k.sasl_username.replace('"', '\\"')
+        pwd = k.sasl_password.get_secret_value().replace('"', '\\"')
+        opts["kafka.sasl.mechanism"] = k.sasl_mechanism
+        opts["kafka.sasl.jaas.config"] = f'{_JAAS_MODULE[k.sasl_mechanism]} required username="{user}" password="{pwd}";'
+    if k.ssl_cafile:
+        opts["kafka.ssl.truststore.type"] = "PEM"
+        opts["kafka.ssl.truststore.location"] = k.ssl_cafile
+    opts.update({f"kafka.{key}": value for key, value in k.options.items()})
+    return opts
+
+
+def spark_source_options(cfg: Config, source: SourceConf) -> dict[str, str]:
+    """All options for ``spark.readStream.format("kafka")`` for one pipeline source."""
+    opts = spark_kafka_options(cfg)
+    opts.update(
+        {
+            "subscribe": cfg.topic_name(source.topic),
+            "startingOffsets": source.starting_offsets,
+            "failOnDataLoss": str(source.fail_on_data_loss).lower(),
+            "includeHeaders": "true",
+        }
+    )
+    if source.max_offsets_per_trigger:
+        opts["maxOffsetsPerTrigger"] = str(source.max_offsets_per_trigger)
+    if source.min_partitions:
+        opts["minPartitions"] = str(source.min_partitions)
+    return opts

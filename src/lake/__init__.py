@@ -1,0 +1,1 @@
+"""Delta Lake side: table paths and creation, idempotent writers, table summaries."""

@@ -1,0 +1,48 @@
+"""Delta tables: creation from a schema with the configured properties, and summaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+from pyspark.sql.types import StructType
+
+from kappalake.config import Config
+
+
+def ensure_table(spark: SparkSession, path: str, schema: StructType, partition_by: list[str],
+                 properties: dict[str, str]) -> None:
+    """Create the Delta table at ``path`` unless it exists (idempotent, safe to race)."""
+    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
+    if partition_by:
+        builder = builder.partitionedBy(*partition_by)
+    for key, value in properties.items():
+        builder = builder.property(key, value)
+    builder.execute()
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    table: str
+    path: str
+    exists: bool
+    rows: int = 0
+    files: int = 0
+    size_bytes: int = 0
+    version: int = -1
+
+
+def summarize_tables(spark: SparkSession, cfg: Config) -> list[TableSummary]:
+    """Rows, files, bytes and latest version of every table the configured pipelines write."""
+    out = []
+    for table in sorted({p.sink.table for p in cfg.pipelines.values()}):
+        path = cfg.lake.table_path(table)
+        if not DeltaTable.isDeltaTable(spark, path):
+            out.append(TableSummary(table, path, False))
+            continue
+        detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").select("numFiles", "sizeInBytes").first()
+        version = DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
+        rows = spark.read.format("delta").load(path).count()
+        out.append(TableSummary(table, path, True, rows, detail["numFiles"], detail["sizeInBytes"], version))
+    return out

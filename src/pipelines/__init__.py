@@ -1,0 +1,1 @@
+"""The one runner that composes source -> transforms -> sink from ``conf/`` pipelines."""

@@ -1,0 +1,1 @@
+"""Data quality: expectation suites, valid/quarantine split and quality metrics (issue 6)."""

@@ -1,0 +1,47 @@
+"""SparkSession per profile: Delta enabled, Kafka connector resolved, sized for the machine."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+from kappalake.config import Config
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+
+def kafka_connector_package(cfg: Config) -> str:
+    return f"org.apache.spark:spark-sql-kafka-0-10_2.13:{cfg.spark.kafka_connector_version}"
+
+
+def get_spark(cfg: Config, app_name: str | None = None) -> SparkSession:
+    """Return the active session or build one for ``cfg``'s profile.
+
+    ``spark.packages: true`` adds the Kafka connector and the Delta jar matching the
+    installed delta-spark to ``spark.jars.packages`` (ignored when a JVM already runs, e.g.
+    under spark-submit, which resolves ``--packages`` itself).
+    """
+    # Python workers must use this interpreter, or they may start a python without our packages.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name or cfg.app_name)
+    if cfg.spark.master:
+        builder = builder.master(cfg.spark.master)
+    settings = {
+        "spark.sql.extensions": DELTA_EXTENSION,
+        "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+        "spark.sql.shuffle.partitions": str(cfg.spark.shuffle_partitions),
+        **cfg.spark.conf,
+    }
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    if cfg.spark.packages:
+        from delta import configure_spark_with_delta_pip
+
+        builder = configure_spark_with_delta_pip(builder, extra_packages=[kafka_connector_package(cfg)])
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(cfg.spark.log_level)
+    return spark

@@ -1,0 +1,116 @@
+"""Exactly-once across crashes: a SIGKILLed driver and a restarted broker lose and duplicate nothing."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kappalake.config import TriggerConf, nest_overrides
+from kappalake.ingest.broker import LocalBroker
+from kappalake.ingest.events import clickstream_events
+from kappalake.ingest.producer import produce
+from kappalake.ingest.topics import admin_client, end_offsets, ensure_topics
+from kappalake.pipelines.runner import run_pipelines
+from tests.conftest import CONF_DIR, REPO, broker_overrides, make_config
+from tests.lake_checks import assert_exactly_once
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+AVAILABLE_NOW = TriggerConf(available_now=True)
+
+
+def _delta_commits(table: str) -> int:
+    log = Path(table) / "_delta_log"
+    return len(list(log.glob("*.json"))) if log.is_dir() else 0
+
+
+def _start_ingest_process(overrides_file: Path, log: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "kappalake", "--conf-dir", str(CONF_DIR), "--config", str(overrides_file),
+           "ingest", "--pipeline", "bronze_clickstream", "--processing-time", "500 milliseconds"]
+    # Own session: SIGKILL to the group takes down the Python driver and its JVM at once.
+    return subprocess.Popen(cmd, cwd=REPO, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def test_sigkill_mid_stream_then_restart_keeps_one_row_per_offset(spark, broker_conf, tmp_path):
+    overrides = {**broker_conf, "pipelines.bronze_clickstream.source.max_offsets_per_trigger": 300}
+    cfg = make_config(overrides, tmp_path)
+    overrides_file = tmp_path / "overrides.yaml"
+    overrides_file.write_text(yaml.safe_dump(nest_overrides({
+        **overrides,
+        "topics.clickstream.name": cfg.topic_name("clickstream"),
+        "topics.telemetry.name": cfg.topic_name("telemetry"),
+        "lake.root": cfg.lake.root, "lake.checkpoint_root": cfg.lake.checkpoint_root,
+        "spark.master": "local[2]", "spark.shuffle_partitions": 2,
+    })))
+    ensure_topics(cfg)
+    table = cfg.lake.table_path("bronze.clickstream")
+    total = 0
+
+    # Events keep arriving while the driver is killed twice at random points of its batches.
+    producer_done = threading.Event()
+    sent: list[int] = []
+
+    def keep_producing() -> None:
+        for i in range(8):
+            sent.append(produce(cfg, "clickstream", clickstream_events(1_000, seed=100 + i), rate=800).acked)
+        producer_done.set()
+
+    threading.Thread(target=keep_producing, daemon=True).start()
+    rng = random.Random(42)
+    log = tmp_path / "ingest.log"
+    for kill in range(2):
+        before = _delta_commits(table)
+        proc = _start_ingest_process(overrides_file, log)
+        deadline = time.monotonic() + 240
+        while _delta_commits(table) < before + 3 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert proc.poll() is None, f"ingest exited early:\n{log.read_text()[-3000:]}"
+        assert _delta_commits(table) >= before + 3, f"no progress within 240 s:\n{log.read_text()[-3000:]}"
+        time.sleep(rng.uniform(0.0, 1.5))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+
+    assert producer_done.wait(timeout=120)
+    total = sum(sent)
+    assert total == 8_000
+    # Restart (in-process this time) and let it catch up with everything Kafka holds.
+    run_pipelines(spark, cfg, ["bronze_clickstream"], trigger=AVAILABLE_NOW, timeout=600)
+    assert_exactly_once(spark, cfg, "clickstream", total)
+
+
+def test_topics_data_and_stream_progress_survive_broker_restart(spark, tmp_path):
+    overrides = broker_overrides(tmp_path / "broker")
+    cfg = make_config(overrides, tmp_path)
+    broker = LocalBroker(cfg.broker)
+    broker.start()
+    try:
+        ensure_topics(cfg, ["clickstream"])
+        produce(cfg, "clickstream", clickstream_events(1_000, seed=1))
+        [first] = run_pipelines(spark, cfg, ["bronze_clickstream"], trigger=AVAILABLE_NOW, timeout=300)
+        assert first.input_rows == 1_000
+
+        assert broker.stop() and not broker.status().running
+        broker.start()
+        assert broker.status().running
+
+        admin = admin_client(cfg)
+        try:
+            assert cfg.topic_name("clickstream") in admin.list_topics()
+        finally:
+            admin.close()
+        assert sum(end_offsets(cfg, cfg.topic_name("clickstream")).values()) == 1_000  # data survived
+
+        produce(cfg, "clickstream", clickstream_events(500, seed=2))
+        [second] = run_pipelines(spark, cfg, ["bronze_clickstream"], trigger=AVAILABLE_NOW, timeout=300)
+        assert second.input_rows == 500  # the stream resumed where it was, nothing re-read
+        assert_exactly_once(spark, cfg, "clickstream", 1_500)
+    finally:
+        broker.stop()

@@ -1,0 +1,47 @@
+"""Security settings reach Spark's Kafka source and kafka-python the same way; secrets stay out of print."""
+
+from pathlib import Path
+
+from kappalake.config import load_config
+from kappalake.ingest.kafka_clients import python_client_kwargs, spark_source_options
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+def test_sasl_ssl_pass_through(monkeypatch):
+    monkeypatch.setenv("KL_PW", "pw\"q")
+    cfg = load_config("local", CONF, overrides={
+        "broker.mode": "external",
+        "kafka.bootstrap_servers": "b1:9096,b2:9096",
+        "kafka.security_protocol": "SASL_SSL",
+        "kafka.sasl_mechanism": "SCRAM-SHA-512",
+        "kafka.sasl_username": "svc",
+        "kafka.sasl_password": "${env:KL_PW}",
+        "kafka.ssl_cafile": "/etc/ca.pem",
+        "kafka.options.client.dns.lookup": "use_all_dns_ips",
+    })
+    opts = spark_source_options(cfg, cfg.pipelines["bronze_clickstream"].source)
+    assert opts["kafka.bootstrap.servers"] == "b1:9096,b2:9096"
+    assert opts["kafka.security.protocol"] == "SASL_SSL"
+    assert opts["kafka.sasl.mechanism"] == "SCRAM-SHA-512"
+    assert opts["kafka.sasl.jaas.config"] == (
+        'org.apache.kafka.common.security.scram.ScramLoginModule required username="svc" password="pw\\"q";'
+    )
+    assert opts["kafka.ssl.truststore.type"] == "PEM" and opts["kafka.ssl.truststore.location"] == "/etc/ca.pem"
+    assert opts["kafka.client.dns.lookup"] == "use_all_dns_ips"
+    assert opts["subscribe"] == "clickstream" and opts["failOnDataLoss"] == "true"
+    assert opts["maxOffsetsPerTrigger"] == "500000" and opts["startingOffsets"] == "earliest"
+
+    kw = python_client_kwargs(cfg)
+    assert kw["bootstrap_servers"] == ["b1:9096", "b2:9096"]
+    assert kw["security_protocol"] == "SASL_SSL" and kw["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert kw["sasl_plain_username"] == "svc" and kw["sasl_plain_password"] == 'pw"q'
+    assert kw["ssl_cafile"] == "/etc/ca.pem"
+
+
+def test_plaintext_local_defaults():
+    cfg = load_config("local", CONF, overrides={"broker.port": 19555, "topics.telemetry.name": "tele_x"})
+    opts = spark_source_options(cfg, cfg.pipelines["bronze_telemetry"].source)
+    assert opts["kafka.bootstrap.servers"] == "127.0.0.1:19555"
+    assert opts["subscribe"] == "tele_x"
+    assert not any(k.startswith("kafka.sasl") for k in opts)
