@@ -1,0 +1,52 @@
+"""spark-submit.sh: the command line an EMR step would run, and the main job through it, end to end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from tests.conftest import REPO, broker_overrides
+
+SCRIPT = REPO / "spark-submit.sh"
+
+
+def test_emr_command_line(tmp_path):
+    env = {**os.environ, "KAPPALAKE_BOOTSTRAP_SERVERS": "b-1.msk.example:9096", "KAPPALAKE_KAFKA_USERNAME": "svc",
+           "KAPPALAKE_KAFKA_PASSWORD": "not-in-output", "KAPPALAKE_LAKE_ROOT": "s3://bucket/lake",
+           "KAPPALAKE_CHECKPOINT_ROOT": "s3://bucket/checkpoints"}
+    out = subprocess.run([str(SCRIPT), "--dry-run", "--profile", "emr", "--master", "yarn", "--deploy-mode", "cluster",
+                          "--", "ingest"], env=env, capture_output=True, text=True, check=True).stdout
+    assert "--master yarn --deploy-mode cluster" in out
+    assert "--packages org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.0 " in out  # Delta comes from the cluster
+    assert "delta-spark" not in out
+    assert "dist/kappalake.zip" in out and "kappalake-conf.zip#kappalake-conf" in out
+    assert out.rstrip().endswith("--profile emr --conf-dir kappalake-conf ingest")
+    assert "not-in-output" not in out
+    import zipfile
+
+    names = zipfile.ZipFile(REPO / "dist/kappalake.zip").namelist()
+    assert "kappalake/cli.py" in names and "kappalake/ingest/broker.py" in names
+
+
+def test_missing_emr_environment_fails_fast_naming_the_variable():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAPPALAKE_")}
+    proc = subprocess.run([str(SCRIPT), "--dry-run", "--profile", "emr", "--", "ingest"], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "KAPPALAKE_BOOTSTRAP_SERVERS" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_demo_through_spark_submit_locally(tmp_path):
+    sets = {**broker_overrides(tmp_path / "broker"), "lake.root": str(tmp_path / "lake"),
+            "lake.checkpoint_root": str(tmp_path / "checkpoints")}
+    args = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
+    proc = subprocess.run([str(SCRIPT), "--master", "local[2]", "--", *args, "demo", "--events", "700"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    rows = {ln.split()[0]: ln.split()[1] for ln in lines if ln.startswith("bronze.")}
+    assert rows == {"bronze.clickstream": "700", "bronze.telemetry": "700"}, proc.stdout
+    assert "broker stopped" in proc.stdout
