@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import types
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
@@ -400,7 +401,7 @@ def _allowed_keys(model: Any, loc: tuple[str, ...]) -> list[str]:
 
 
 def _unwrap(tp: Any) -> Any:
-    if typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return args[0] if len(args) == 1 else tp
     return tp

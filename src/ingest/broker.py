@@ -127,7 +127,11 @@ class LocalBroker:
                                 start_new_session=True, cwd=self.data_dir)
         log.close()
         self.pid_file.write_text(str(proc.pid))
-        self._wait_ready(proc.pid, proc)
+        try:
+            self._wait_ready(proc.pid, proc)
+        except BrokerError:
+            self.stop(timeout=10)  # never leave a half-started broker behind
+            raise
         return self.status()
 
     def stop(self, timeout: float = 30.0) -> bool:

@@ -136,7 +136,8 @@ def run_pipelines(
         reports[n].seconds = time.monotonic() - start
         err = q.exception()
         if err is not None:
-            raise PipelineError(f"pipeline {n} failed: {err.desc if hasattr(err, 'desc') else err}")
+            # Spark's message leads with the error class and cause; the JVM stack trace follows.
+            raise PipelineError(f"pipeline {n} failed: {' '.join(str(err).splitlines()[:3])}")
     return list(reports.values())
 
 
