@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import zipfile
 
 import pytest
 
@@ -12,7 +13,7 @@ from tests.conftest import REPO, broker_overrides
 SCRIPT = REPO / "spark-submit.sh"
 
 
-def test_emr_command_line(tmp_path):
+def test_emr_command_line():
     env = {**os.environ, "KAPPALAKE_BOOTSTRAP_SERVERS": "b-1.msk.example:9096", "KAPPALAKE_KAFKA_USERNAME": "svc",
            "KAPPALAKE_KAFKA_PASSWORD": "not-in-output", "KAPPALAKE_LAKE_ROOT": "s3://bucket/lake",
            "KAPPALAKE_CHECKPOINT_ROOT": "s3://bucket/checkpoints"}
@@ -24,8 +25,6 @@ def test_emr_command_line(tmp_path):
     assert "dist/kappalake.zip" in out and "kappalake-conf.zip#kappalake-conf" in out
     assert out.rstrip().endswith("--profile emr --conf-dir kappalake-conf ingest")
     assert "not-in-output" not in out
-    import zipfile
-
     names = zipfile.ZipFile(REPO / "dist/kappalake.zip").namelist()
     assert "kappalake/cli.py" in names and "kappalake/ingest/broker.py" in names
 
