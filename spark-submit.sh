@@ -69,7 +69,7 @@ mkdir -p "$HERE/dist"
 import pathlib, sys, zipfile
 root = pathlib.Path(sys.argv[1])
 with zipfile.ZipFile(root / "dist/kappalake.zip", "w", zipfile.ZIP_DEFLATED) as z:
-    for f in sorted((root / "src").rglob("*.py")):
+    for f in sorted([*(root / "src").rglob("*.py"), *(root / "src").rglob("*.json")]):
         z.write(f, "kappalake/" + f.relative_to(root / "src").as_posix())
 with zipfile.ZipFile(root / "dist/kappalake-conf.zip", "w", zipfile.ZIP_DEFLATED) as z:
     for f in sorted((root / "conf").rglob("*.yaml")):

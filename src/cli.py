@@ -7,9 +7,13 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kappalake.config import Config, ConfigError, TriggerConf, load_config
+from kappalake.ingest.faults import FAULT_HELP, FAULT_KINDS
+
+if TYPE_CHECKING:
+    from kappalake.ingest.producer import ProduceSpec
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,11 +35,40 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("topics", help="create or list the configured topics")
     t.add_argument("action", choices=["create", "list"])
 
-    pr = sub.add_parser("produce", help="send generated events to a topic")
+    pr = sub.add_parser("produce", help="simulate events and send them to a topic (kafka-python)",
+                        description="Simulate clickstream or telemetry events and send them, keyed by user_id / "
+                                    "device_id. With --rate events are paced so event time follows the wall clock; "
+                                    "without it they go as fast as possible, event times ending about now.")
     pr.add_argument("topic", choices=["clickstream", "telemetry"])
-    pr.add_argument("--count", type=int, default=10_000)
-    pr.add_argument("--rate", type=float, default=None, help="events per second (default: as fast as possible)")
-    pr.add_argument("--seed", type=int, default=None)
+    pr.add_argument("--count", type=int, default=None, help="events to send (default 10,000 unless --duration)")
+    pr.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    pr.add_argument("--rate", type=float, default=None, help="events per second, paced (default: as fast as possible)")
+    pr.add_argument("--seed", type=int, default=None, help="seed of the simulation (default: from the clock)")
+    pr.add_argument("--start", default=None, help="event time of the first event, ISO-8601 (e.g. 2026-11-22T08:00:00Z)")
+    pr.add_argument("--users", type=int, default=None, help="clickstream users (default producer.users)")
+    pr.add_argument("--devices", type=int, default=None, help="telemetry vehicles (default producer.devices)")
+    pr.add_argument("--people", type=int, default=None, help="badge holders on campus (default producer.people)")
+    pr.add_argument("--diurnal", action="store_true", help="shape the rate by hour of day (rate = daily mean)")
+    pr.add_argument("--processes", type=int, default=1, help="parallel producer processes with disjoint keys")
+    pr.add_argument("--acks", choices=["all", "1", "0"], help="override producer.acks")
+    pr.add_argument("--linger-ms", type=int, help="override producer.linger_ms")
+    pr.add_argument("--batch-size", type=int, help="override producer.batch_size (bytes)")
+    pr.add_argument("--compression", choices=["none", "gzip", "lz4", "zstd", "snappy"], help="override producer.compression")
+    pr.add_argument("--quiet", action="store_true", help="no progress display")
+    fg = pr.add_argument_group("fault injection (fraction of events, 0..1; injected records carry a kl-fault header)")
+    fg.add_argument("--faults", type=float, default=0.0, metavar="RATE", help="every fault kind below at RATE")
+    for kind in FAULT_KINDS:
+        fg.add_argument(f"--{kind.replace('_', '-')}", type=float, default=None, metavar="RATE", dest=f"fault_{kind}",
+                        help=FAULT_HELP[kind])
+
+    ct = sub.add_parser("contracts", help="event contracts (JSON Schema): show, docs, validate")
+    ct.add_argument("action", choices=["show", "ddl", "docs", "validate"])
+    ct.add_argument("topic", nargs="?", help="clickstream | telemetry (show, ddl, validate)")
+    ct.add_argument("--file", help="validate: JSON lines file to check (default: stdin)")
+    ct.add_argument("--output", help="docs: write here instead of stdout (e.g. docs/contracts.md)")
+
+    rf = sub.add_parser("reference", help="seeded dimension tables: products, zones, bandwidth plans")
+    rf.add_argument("action", choices=["create", "show"])
 
     i = sub.add_parser("ingest", help="run the configured streaming pipelines")
     i.add_argument("--pipeline", action="append", dest="pipelines", help="pipeline name (repeatable; default: all)")
@@ -132,17 +165,116 @@ def cmd_topics(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_produce(cfg: Config, args: argparse.Namespace) -> int:
-    from kappalake.ingest.events import GENERATORS
-    from kappalake.ingest.producer import produce
+    from kappalake.ingest.producer import produce, progress_printer
+    from kappalake.ingest.topics import ensure_topics
 
-    seed = args.seed if args.seed is not None else int(time.time())
-    stats = produce(cfg, args.topic, GENERATORS[args.topic](args.count, seed=seed), rate=args.rate,
-                    progress=lambda s: print(f"\r{args.topic}: sent {s.sent} acked {s.acked} errors {s.errors} "
-                                             f"({s.rate:,.0f}/s)", end="", flush=True))
-    print()
+    cfg = _with_producer_overrides(cfg, args)
+    spec = produce_spec(args)
+    ensure_topics(cfg, [args.topic])
+    stats = produce(cfg, spec, processes=args.processes,
+                    progress=None if args.quiet else progress_printer(args.topic))
+    if not args.quiet and sys.stderr.isatty():
+        print(file=sys.stderr)
+    faults = ", ".join(f"{k} {v:,}" for k, v in sorted(stats.faults.items())) or "none"
+    print(f"{args.topic}: {stats.acked:,} of {stats.sent:,} acked, {stats.errors:,} errors, {stats.seconds:.1f} s, "
+          f"{stats.rate:,.0f} events/s, {stats.bytes / 2**20:,.1f} MiB, seed {spec.seed}; faults: {faults}")
     if stats.errors:
-        print(f"{stats.errors} events failed: {stats.last_error}", file=sys.stderr)
+        print(f"{stats.errors:,} events failed: {stats.last_error}", file=sys.stderr)
         return 1
+    return 0
+
+
+def produce_spec(args: argparse.Namespace) -> "ProduceSpec":
+    """The ProduceSpec the ``produce`` flags describe (ConfigError on bad values)."""
+    from kappalake.ingest.faults import FaultRates
+    from kappalake.ingest.producer import ProduceSpec
+    from kappalake.ingest.simulators.base import parse_ms
+
+    rates = {k: getattr(args, f"fault_{k}") if getattr(args, f"fault_{k}") is not None else args.faults for k in FAULT_KINDS}
+    try:
+        start = parse_ms(args.start) if args.start else None
+    except ValueError:
+        raise ConfigError(f"--start {args.start!r} is not an ISO-8601 time with zone, e.g. 2026-11-22T08:00:00Z") from None
+    if args.processes < 1:
+        raise ConfigError("--processes must be >= 1")
+    try:
+        return ProduceSpec(
+            args.topic, count=args.count if args.count is not None or args.duration else 10_000,
+            duration=args.duration, rate=args.rate, seed=args.seed if args.seed is not None else int(time.time()),
+            start_ms=start, users=args.users, devices=args.devices, people=args.people, diurnal=args.diurnal,
+            faults=FaultRates(**rates))
+    except ValueError as e:
+        raise ConfigError(f"produce: {e}") from None
+
+
+def _with_producer_overrides(cfg: Config, args: argparse.Namespace) -> Config:
+    changes = {k: v for k, v in {"acks": args.acks, "linger_ms": args.linger_ms, "batch_size": args.batch_size,
+                                  "compression": args.compression}.items() if v is not None}
+    if not changes:
+        return cfg
+    if changes.get("acks", "all") != "all":
+        changes["enable_idempotence"] = False  # kafka-python: idempotence requires acks=all
+    merged = cfg.producer.model_dump() | changes
+    try:
+        return cfg.model_copy(update={"producer": type(cfg.producer).model_validate(merged)})
+    except ValueError as e:
+        raise ConfigError(f"producer options: {e}") from None
+
+
+def cmd_contracts(cfg: Config, args: argparse.Namespace) -> int:
+    from kappalake.ingest import contracts
+
+    if args.action == "docs":
+        text = contracts.markdown()
+        if args.output:
+            with open(args.output, "w") as f:
+                f.write(text)
+            print(f"wrote {args.output}")
+        else:
+            print(text, end="")
+        return 0
+    if not args.topic:
+        raise ConfigError(f"'contracts {args.action}' needs a topic: {', '.join(contracts.topics())}")
+    try:
+        contracts.schema(args.topic)
+    except KeyError as e:
+        raise ConfigError(str(e.args[0])) from None
+    if args.action == "show":
+        print(json.dumps(contracts.schema(args.topic), indent=2))
+    elif args.action == "ddl":
+        print(contracts.ddl(args.topic))
+    else:
+        stream = open(args.file, "rb") if args.file else sys.stdin.buffer
+        bad = total = 0
+        for n, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            total += 1
+            try:
+                errors = contracts.validation_errors(args.topic, json.loads(line))
+            except ValueError as e:  # invalid JSON or UTF-8
+                errors = [f"not JSON: {e}"]
+            if errors:
+                bad += 1
+                print(f"line {n}: " + "; ".join(errors))
+        print(f"{total - bad:,} of {total:,} events valid against {args.topic} v{contracts.latest_version(args.topic)}")
+        return 1 if bad else 0
+    return 0
+
+
+def cmd_reference(cfg: Config, args: argparse.Namespace) -> int:
+    if args.action == "show":
+        from kappalake.ingest.reference import Reference
+
+        ref = Reference(cfg.reference.seed, cfg.reference.products)
+        print(f"seed {ref.seed}: {len(ref.products)} products, {len(ref.zones)} zones, "
+              f"{len(ref.bandwidth_plans)} bandwidth plans in {len({(p.country, p.city) for p in ref.bandwidth_plans})} cities")
+        return 0
+    from kappalake.pipelines.reference import write_reference_tables
+    from kappalake.session import get_spark
+
+    for table, rows in write_reference_tables(get_spark(cfg), cfg).items():
+        print(f"{table}: {rows:,} rows at {cfg.lake.table_path(table)}")
     return 0
 
 
@@ -175,9 +307,9 @@ def cmd_summary(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.ingest.broker import LocalBroker
-    from kappalake.ingest.events import GENERATORS
-    from kappalake.ingest.producer import produce
+    from kappalake.ingest.producer import ProduceSpec, produce
     from kappalake.ingest.topics import ensure_topics
+    from kappalake.pipelines.reference import write_reference_tables
     from kappalake.pipelines.runner import run_pipelines, validate_pipelines
     from kappalake.session import get_spark
 
@@ -191,14 +323,16 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     try:
         print(f"[2/5] topics: {', '.join(cfg.topic_name(t) for t in cfg.topics)}")
         ensure_topics(cfg)
-        print(f"[3/5] producing {args.events} events per topic")
-        produced = {}
+        print(f"[3/5] simulating {args.events:,} events per topic (sessions and funnels; vehicles on routes, "
+              f"badge sensors)")
         for i, topic in enumerate(sorted({cfg.pipelines[n].source.topic for n in names})):
-            stats = produce(cfg, topic, GENERATORS[topic](args.events, seed=int(time.time()) + i))
-            produced[topic] = stats.acked
-            print(f"      {topic}: {stats.acked} acked, {stats.errors} errors, {stats.rate:,.0f} events/s")
-        print("[4/5] streaming Kafka -> bronze (availableNow: everything in the topics, then stop)")
+            stats = produce(cfg, ProduceSpec(topic, count=args.events, seed=int(time.time()) + i))
+            print(f"      {topic}: {stats.acked:,} acked, {stats.errors} errors, {stats.rate:,.0f} events/s")
+        print("[4/5] streaming Kafka -> bronze (availableNow: everything in the topics, then stop); "
+              "dimension tables from the seeded reference data")
         spark = get_spark(cfg)
+        for table, rows in write_reference_tables(spark, cfg).items():
+            print(f"      {table}: {rows:,} rows")
         reports = run_pipelines(spark, cfg, names, trigger=TriggerConf(available_now=True), on_progress=_print_progress)
         for r in reports:
             print(f"      {r.pipeline}: {r.input_rows} new rows in {r.batches} batches, {r.seconds:.1f}s")
@@ -243,6 +377,8 @@ COMMANDS = {
     "broker": cmd_broker,
     "topics": cmd_topics,
     "produce": cmd_produce,
+    "contracts": cmd_contracts,
+    "reference": cmd_reference,
     "ingest": cmd_ingest,
     "summary": cmd_summary,
     "demo": cmd_demo,

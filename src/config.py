@@ -159,6 +159,46 @@ class TriggerConf(_Model):
         return {"processingTime": self.processing_time}
 
 
+class ProducerConf(_Model):
+    """kafka-python producer settings and simulator sizes for ``kappalake produce``."""
+
+    acks: Annotated[Literal["all", "1", "0"], BeforeValidator(_scalar_to_str)] = "all"
+    enable_idempotence: bool = True
+    linger_ms: int = Field(20, ge=0)
+    batch_size: int = Field(256 * 1024, ge=1024)
+    compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = "gzip"
+    max_request_size: int = Field(2 * 1024 * 1024, ge=1024)
+    users: int = Field(5000, ge=1)      # clickstream population
+    devices: int = Field(200, ge=1)     # telemetry vehicles
+    people: int = Field(1500, ge=0)     # badge holders on campus
+
+    @model_validator(mode="after")
+    def _idempotence_needs_acks_all(self) -> "ProducerConf":
+        if self.enable_idempotence and self.acks != "all":
+            raise ValueError("producer.enable_idempotence: true needs producer.acks: all (or set enable_idempotence: false)")
+        return self
+
+
+class ReferenceConf(_Model):
+    """Seeded dimension tables (``kappalake reference create``)."""
+
+    seed: int = 42
+    products: int = Field(200, ge=1, le=10000)
+    tables: dict[Literal["products", "zones", "bandwidth_plans"], str] = {
+        "products": "dim.products", "zones": "dim.zones", "bandwidth_plans": "dim.bandwidth_plans"}
+
+    @field_validator("tables")
+    @classmethod
+    def _table_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for kind, name in v.items():
+            if not TABLE_NAME.match(name):
+                raise ValueError(f"reference.tables.{kind} {name!r} must look like 'layer.name' (e.g. dim.{kind})")
+        missing = {"products", "zones", "bandwidth_plans"} - set(v)
+        if missing:
+            raise ValueError(f"reference.tables needs names for: {', '.join(sorted(missing))}")
+        return v
+
+
 class PipelineConf(_Model):
     source: SourceConf
     transforms: list[str]
@@ -174,6 +214,8 @@ class Config(_Model):
     topics: dict[str, TopicConf]
     spark: SparkConf = SparkConf()
     lake: LakeConf = LakeConf()
+    producer: ProducerConf = ProducerConf()
+    reference: ReferenceConf = ReferenceConf()
     pipelines: dict[str, PipelineConf]
 
     @model_validator(mode="after")
@@ -200,6 +242,10 @@ class Config(_Model):
     @property
     def bootstrap_servers(self) -> str:
         return self.kafka.bootstrap_servers or f"127.0.0.1:{self.broker.port}"
+
+    def tables(self) -> list[str]:
+        """Every table the configuration names: pipeline sinks and reference dimensions."""
+        return sorted({p.sink.table for p in self.pipelines.values()} | set(self.reference.tables.values()))
 
     def topic_name(self, logical: str) -> str:
         return self.topics[logical].name or logical

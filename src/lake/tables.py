@@ -34,9 +34,9 @@ class TableSummary:
 
 
 def summarize_tables(spark: SparkSession, cfg: Config) -> list[TableSummary]:
-    """Rows, files, bytes and latest version of every table the configured pipelines write."""
+    """Rows, files, bytes and latest version of every configured table (pipeline sinks, dimensions)."""
     out = []
-    for table in sorted({p.sink.table for p in cfg.pipelines.values()}):
+    for table in cfg.tables():
         path = cfg.lake.table_path(table)
         if not DeltaTable.isDeltaTable(spark, path):
             out.append(TableSummary(table, path, False))

@@ -16,8 +16,7 @@ import yaml
 
 from kappalake.config import TriggerConf, nest_overrides
 from kappalake.ingest.broker import LocalBroker
-from kappalake.ingest.events import clickstream_events
-from kappalake.ingest.producer import produce
+from kappalake.ingest.producer import ProduceSpec, produce
 from kappalake.ingest.topics import admin_client, end_offsets, ensure_topics
 from kappalake.pipelines.runner import run_pipelines
 from tests.conftest import CONF_DIR, REPO, broker_overrides, make_config
@@ -60,7 +59,7 @@ def test_sigkill_mid_stream_then_restart_keeps_one_row_per_offset(spark, broker_
 
     def keep_producing() -> None:
         for i in range(8):
-            sent.append(produce(cfg, "clickstream", clickstream_events(1_000, seed=100 + i), rate=800).acked)
+            sent.append(produce(cfg, ProduceSpec("clickstream", count=1_000, seed=100 + i, rate=800)).acked)
         producer_done.set()
 
     threading.Thread(target=keep_producing, daemon=True).start()
@@ -93,7 +92,7 @@ def test_topics_data_and_stream_progress_survive_broker_restart(spark, tmp_path)
     broker.start()
     try:
         ensure_topics(cfg, ["clickstream"])
-        produce(cfg, "clickstream", clickstream_events(1_000, seed=1))
+        produce(cfg, ProduceSpec("clickstream", count=1_000, seed=1))
         [first] = run_pipelines(spark, cfg, ["bronze_clickstream"], trigger=AVAILABLE_NOW, timeout=300)
         assert first.input_rows == 1_000
 
@@ -108,7 +107,7 @@ def test_topics_data_and_stream_progress_survive_broker_restart(spark, tmp_path)
             admin.close()
         assert sum(end_offsets(cfg, cfg.topic_name("clickstream")).values()) == 1_000  # data survived
 
-        produce(cfg, "clickstream", clickstream_events(500, seed=2))
+        produce(cfg, ProduceSpec("clickstream", count=500, seed=2))
         [second] = run_pipelines(spark, cfg, ["bronze_clickstream"], trigger=AVAILABLE_NOW, timeout=300)
         assert second.input_rows == 500  # the stream resumed where it was, nothing re-read
         assert_exactly_once(spark, cfg, "clickstream", 1_500)
