@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="the main job: broker, producers, ingestion to completion, summary")
     d.add_argument("--events", type=int, default=5000, help="events per topic (default 5000)")
+    d.add_argument("--faults", type=float, default=0.005, metavar="RATE",
+                   help="rate of each fault kind in the produced events (default 0.005; 0 for clean input)")
     d.add_argument("--keep-broker", action="store_true", help="leave the broker running afterwards")
     return p
 
@@ -307,6 +309,7 @@ def cmd_summary(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.ingest.broker import LocalBroker
+    from kappalake.ingest.faults import FaultRates
     from kappalake.ingest.producer import ProduceSpec, produce
     from kappalake.ingest.topics import ensure_topics
     from kappalake.pipelines.reference import write_reference_tables
@@ -324,12 +327,14 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
         print(f"[2/5] topics: {', '.join(cfg.topic_name(t) for t in cfg.topics)}")
         ensure_topics(cfg)
         print(f"[3/5] simulating {args.events:,} events per topic (sessions and funnels; vehicles on routes, "
-              f"badge sensors)")
-        for i, topic in enumerate(sorted({cfg.pipelines[n].source.topic for n in names})):
-            stats = produce(cfg, ProduceSpec(topic, count=args.events, seed=int(time.time()) + i))
-            print(f"      {topic}: {stats.acked:,} acked, {stats.errors} errors, {stats.rate:,.0f} events/s")
-        print("[4/5] streaming Kafka -> bronze (availableNow: everything in the topics, then stop); "
-              "dimension tables from the seeded reference data")
+              f"badge sensors), each fault kind at {args.faults:g}")
+        for i, topic in enumerate(sorted({t for n in names if (t := cfg.pipelines[n].source.topic)})):
+            stats = produce(cfg, ProduceSpec(topic, count=args.events, seed=int(time.time()) + i,
+                                             faults=FaultRates.uniform(args.faults)))
+            print(f"      {topic}: {stats.acked:,} acked, {stats.errors} errors, {stats.rate:,.0f} events/s, "
+                  f"{sum(stats.faults.values()):,} with injected faults")
+        print("[4/5] dimension tables from the seeded reference data, then streaming Kafka -> bronze -> "
+              "silver + quarantine (availableNow: everything there is, then stop)")
         spark = get_spark(cfg)
         for table, rows in write_reference_tables(spark, cfg).items():
             print(f"      {table}: {rows:,} rows")
@@ -338,6 +343,7 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
             print(f"      {r.pipeline}: {r.input_rows} new rows in {r.batches} batches, {r.seconds:.1f}s")
         print("[5/5] what landed in each table")
         print_summary(spark, cfg)
+        print_quarantine_reasons(spark, cfg)
     finally:
         if started_here and not args.keep_broker:
             broker.stop()
@@ -370,6 +376,20 @@ def print_summary(spark: Any, cfg: Config) -> None:
             print(f"{s.table:<24}{s.rows:>12,}{s.files:>8}{s.size_bytes / 2**20:>9.2f}{s.version:>9}  {s.path}")
         else:
             print(f"{s.table:<24}{'(missing)':>12}{'':>8}{'':>9}{'':>9}  {s.path}")
+
+
+def print_quarantine_reasons(spark: Any, cfg: Config) -> None:
+    """Why rows were quarantined, by kind of problem, per quarantine table."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    for table in sorted({p.sink.quarantine for p in cfg.pipelines.values() if p.sink.quarantine}):
+        path = cfg.lake.table_path(table)
+        if not DeltaTable.isDeltaTable(spark, path):
+            continue
+        kinds = (spark.read.format("delta").load(path)
+                 .groupBy(F.substring_index("reason", ":", 1).alias("kind")).count().orderBy(F.desc("count")).collect())
+        print(f"{table} reasons: " + (", ".join(f"{r['kind']} {r['count']:,}" for r in kinds) or "none"))
 
 
 COMMANDS = {

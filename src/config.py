@@ -122,21 +122,36 @@ class LakeConf(_Model):
 
 
 class SourceConf(_Model):
-    topic: str
+    """A Kafka topic (``topic``) or a Delta table read as a stream (``table``), exactly one."""
+
+    topic: Optional[str] = None
+    table: Optional[str] = None
     starting_offsets: str = "earliest"
     max_offsets_per_trigger: Optional[int] = Field(None, ge=1)
     fail_on_data_loss: bool = True
     min_partitions: Optional[int] = Field(None, ge=1)
+    max_files_per_trigger: Optional[int] = Field(None, ge=1)  # Delta sources
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "SourceConf":
+        if (self.topic is None) == (self.table is None):
+            raise ValueError("set exactly one of source.topic (a Kafka topic) or source.table (a Delta table, e.g. bronze.clickstream)")
+        if self.table is not None and not TABLE_NAME.match(self.table):
+            raise ValueError(f"source.table {self.table!r} must look like 'layer.name' (e.g. bronze.clickstream)")
+        return self
 
 
 class SinkConf(_Model):
     table: str
     partition_by: list[str] = []
+    # Rows whose ``_errors`` is not empty go here (with reasons, raw payload, Kafka
+    # coordinates) instead of ``table``.
+    quarantine: Optional[str] = None
 
-    @field_validator("table")
+    @field_validator("table", "quarantine")
     @classmethod
-    def _table_name(cls, v: str) -> str:
-        if not TABLE_NAME.match(v):
+    def _table_name(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not TABLE_NAME.match(v):
             raise ValueError(f"table name {v!r} must look like 'layer.name' (lower case, e.g. bronze.clickstream)")
         return v
 
@@ -199,9 +214,16 @@ class ReferenceConf(_Model):
         return v
 
 
+class PrivacyConf(_Model):
+    """The secret behind the keyed pseudonyms of personal fields (only as ${env:VAR})."""
+
+    secret: Optional[SecretStr] = None
+
+
 class PipelineConf(_Model):
     source: SourceConf
-    transforms: list[str]
+    # A transform is a name, or a mapping {name: ..., <parameter>: <value>, ...}.
+    transforms: list[str | dict[str, Any]]
     sink: SinkConf
     trigger: TriggerConf
 
@@ -216,12 +238,13 @@ class Config(_Model):
     lake: LakeConf = LakeConf()
     producer: ProducerConf = ProducerConf()
     reference: ReferenceConf = ReferenceConf()
+    privacy: PrivacyConf = PrivacyConf()
     pipelines: dict[str, PipelineConf]
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":
         for name, p in self.pipelines.items():
-            if p.source.topic not in self.topics:
+            if p.source.topic is not None and p.source.topic not in self.topics:
                 raise ValueError(
                     f"pipelines.{name}.source.topic {p.source.topic!r} is not declared under topics "
                     f"(declared: {', '.join(sorted(self.topics))})"
@@ -244,8 +267,10 @@ class Config(_Model):
         return self.kafka.bootstrap_servers or f"127.0.0.1:{self.broker.port}"
 
     def tables(self) -> list[str]:
-        """Every table the configuration names: pipeline sinks and reference dimensions."""
-        return sorted({p.sink.table for p in self.pipelines.values()} | set(self.reference.tables.values()))
+        """Every table the configuration names: pipeline sinks, quarantines and reference dimensions."""
+        sinks = {p.sink.table for p in self.pipelines.values()}
+        quarantines = {p.sink.quarantine for p in self.pipelines.values() if p.sink.quarantine}
+        return sorted(sinks | quarantines | set(self.reference.tables.values()))
 
     def topic_name(self, logical: str) -> str:
         return self.topics[logical].name or logical
@@ -254,6 +279,7 @@ class Config(_Model):
         """The configuration as plain data with every secret masked (safe to print or log)."""
         data = self.model_dump(mode="json")
         data["kafka"]["sasl_password"] = "******" if self.kafka.sasl_password else None
+        data["privacy"]["secret"] = "******" if self.privacy.secret else None
         data["kafka"]["options"] = {k: ("******" if SECRET_KEY.search(k) else v) for k, v in self.kafka.options.items()}
         return data
 
@@ -377,7 +403,8 @@ def _key_path(dotted: str) -> list[str]:
 
 def _check_secrets(data: dict[str, Any]) -> None:
     kafka = data.get("kafka") or {}
-    candidates = {"kafka.sasl_password": kafka.get("sasl_password")}
+    candidates = {"kafka.sasl_password": kafka.get("sasl_password"),
+                  "privacy.secret": (data.get("privacy") or {}).get("secret")}
     for k, v in (kafka.get("options") or {}).items():
         if SECRET_KEY.search(str(k)):
             candidates[f"kafka.options.{k}"] = v

@@ -6,20 +6,35 @@ from dataclasses import dataclass
 
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
-from pyspark.sql.types import StructType
+from pyspark.sql.types import ArrayType, DataType, MapType, StructField, StructType
 
 from kappalake.config import Config
 
 
 def ensure_table(spark: SparkSession, path: str, schema: StructType, partition_by: list[str],
                  properties: dict[str, str]) -> None:
-    """Create the Delta table at ``path`` unless it exists (idempotent, safe to race)."""
-    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
+    """Create the Delta table at ``path`` unless it exists (idempotent, safe to race).
+
+    Columns are created nullable all the way down: Delta cannot enforce NOT NULL inside
+    arrays and maps, and a stream's inferred nullability is not a contract.
+    """
+    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(nullable(schema))
     if partition_by:
         builder = builder.partitionedBy(*partition_by)
     for key, value in properties.items():
         builder = builder.property(key, value)
     builder.execute()
+
+
+def nullable(dt: DataType) -> DataType:
+    """``dt`` with every field, array element and map value nullable."""
+    if isinstance(dt, StructType):
+        return StructType([StructField(f.name, nullable(f.dataType), True, f.metadata) for f in dt.fields])
+    if isinstance(dt, ArrayType):
+        return ArrayType(nullable(dt.elementType), True)
+    if isinstance(dt, MapType):
+        return MapType(dt.keyType, nullable(dt.valueType), True)
+    return dt
 
 
 @dataclass(frozen=True)

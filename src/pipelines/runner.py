@@ -1,4 +1,9 @@
-"""The one runner: Kafka source -> named transforms -> idempotent Delta sink, per ``conf/`` pipeline."""
+"""The one runner: source -> named transforms -> idempotent Delta sink(s), per ``conf/`` pipeline.
+
+Sources are Kafka topics or Delta tables read as streams (bronze -> silver). When a sink names
+a quarantine table, each micro-batch is split: rows with parse/contract errors go there,
+the rest to the table; both writes are idempotent with their own transaction app id.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
+
+from delta.tables import DeltaTable
 
 from kappalake.config import Config, ConfigError, TriggerConf
 from kappalake.ingest.kafka_clients import spark_source_options
 from kappalake.lake.tables import ensure_table
 from kappalake.lake.writers import append_idempotent
-from kappalake.transforms.registry import TRANSFORMS, get_transform
+from kappalake.quality.quarantine import quarantine_rows, valid_rows
+from kappalake.transforms.parse import ERRORS
+from kappalake.transforms.registry import TransformSpec, check_spec, get_transform
 
 
 class PipelineError(RuntimeError):
@@ -31,28 +41,69 @@ class QueryReport:
 
 
 def validate_pipelines(cfg: Config, names: Iterable[str] | None = None) -> list[str]:
-    """Check pipeline names and transform names before anything starts; return the names."""
+    """Check pipeline and transform names and parameters before anything starts.
+
+    Returns the names in dependency order: a pipeline reading another's table comes after it.
+    """
     selected = list(names or cfg.pipelines)
     for name in selected:
         if name not in cfg.pipelines:
             raise ConfigError(f"unknown pipeline {name!r}; configured pipelines: {', '.join(sorted(cfg.pipelines))}")
-        for i, t in enumerate(cfg.pipelines[name].transforms):
-            if t not in TRANSFORMS:
-                raise ConfigError(
-                    f"pipelines.{name}.transforms[{i}]: unknown transform {t!r}; known transforms: {', '.join(sorted(TRANSFORMS))}"
-                )
-    return selected
+        transform_specs(cfg, name)
+    return sorted(selected, key=lambda n: _depth(cfg, n))
+
+
+def transform_specs(cfg: Config, name: str) -> list[TransformSpec]:
+    specs = []
+    for i, raw in enumerate(cfg.pipelines[name].transforms):
+        try:
+            spec = check_spec(raw)
+        except (KeyError, ValueError) as e:
+            raise ConfigError(f"pipelines.{name}.transforms[{i}]: {e.args[0]}") from None
+        if spec.needs_secret and cfg.privacy.secret is None:
+            raise ConfigError(f"pipelines.{name}.transforms[{i}] ({spec.name}) needs privacy.secret: "
+                              "set privacy.secret: ${env:KAPPALAKE_PSEUDONYM_SECRET} and export it")
+        specs.append(spec)
+    return specs
+
+
+def _depth(cfg: Config, name: str, seen: frozenset[str] = frozenset()) -> int:
+    """0 for a pipeline reading Kafka, 1 + its producer's depth for one reading a table."""
+    table = cfg.pipelines[name].source.table
+    if table is None or name in seen:
+        return 0
+    producers = [n for n, p in cfg.pipelines.items() if p.sink.table == table]
+    return 1 + max((_depth(cfg, n, seen | {name}) for n in producers), default=0)
 
 
 def read_source(spark: SparkSession, cfg: Config, pipeline: str) -> DataFrame:
-    """The pipeline's Kafka topic as a streaming DataFrame (Spark's own Kafka source)."""
+    """The pipeline's source as a streaming DataFrame: Spark's Kafka source or a Delta table."""
     source = cfg.pipelines[pipeline].source
-    return spark.readStream.format("kafka").options(**spark_source_options(cfg, source)).load()
+    if source.topic is not None:
+        return spark.readStream.format("kafka").options(**spark_source_options(cfg, source)).load()
+    path = cfg.lake.table_path(source.table)
+    if not DeltaTable.isDeltaTable(spark, path):
+        raise PipelineError(f"pipeline {pipeline} reads {source.table}, which does not exist yet at {path}: "
+                            f"run the pipeline that writes it first")
+    reader = spark.readStream.format("delta")
+    if source.max_files_per_trigger:
+        reader = reader.option("maxFilesPerTrigger", source.max_files_per_trigger)
+    return reader.load(path)
 
 
-def apply_transforms(df: DataFrame, names: Iterable[str]) -> DataFrame:
-    for name in names:
-        df = get_transform(name)(df)
+def apply_transforms(spark: SparkSession, cfg: Config, df: DataFrame, specs: Iterable[TransformSpec]) -> DataFrame:
+    """Apply configured transforms in order, binding table parameters and the privacy secret."""
+    for spec in specs:
+        kwargs = dict(spec.params)
+        for param, table in spec.tables.items():
+            path = cfg.lake.table_path(table)
+            if not DeltaTable.isDeltaTable(spark, path):
+                raise PipelineError(f"{spec.name} needs table {table} at {path}; create it first "
+                                    f"(dimension tables: kappalake reference create)")
+            kwargs[param] = spark.read.format("delta").load(path)
+        if spec.needs_secret:
+            kwargs["secret"] = cfg.privacy.secret.get_secret_value()
+        df = get_transform(spec.name)(df, **kwargs)
     return df
 
 
@@ -74,18 +125,40 @@ class _Once:
 
 
 def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: TriggerConf | None = None) -> StreamingQuery:
-    """Start one pipeline's streaming query; its Delta table is created first if missing."""
+    """Start one pipeline's streaming query; its Delta table(s) are created first if missing."""
     p = cfg.pipelines[name]
-    df = apply_transforms(read_source(spark, cfg, name), p.transforms)
+    df = apply_transforms(spark, cfg, read_source(spark, cfg, name), transform_specs(cfg, name))
     path = cfg.lake.table_path(p.sink.table)
-    ensure_table(spark, path, df.schema, p.sink.partition_by, cfg.lake.table_properties)
+    props = dict(cfg.lake.table_properties)
+    qpath = None
+    if p.sink.quarantine:
+        if ERRORS not in df.columns:
+            raise ConfigError(f"pipelines.{name}.sink.quarantine needs a transform that reports errors (parse_events)")
+        qpath = cfg.lake.table_path(p.sink.quarantine)
+        ensure_table(spark, path, valid_rows(df).schema, p.sink.partition_by, props)
+        ensure_table(spark, qpath, quarantine_rows(df, name).schema, ["kafka_date"], props)
+    else:
+        ensure_table(spark, path, df.schema, p.sink.partition_by, props)
 
     # The query id is persisted in the checkpoint, so it is stable across restarts and new
     # when the checkpoint is reset: exactly what the Delta transaction app id must be.
     query_id = _Once()
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
-        append_idempotent(batch, path, app_id=f"kappalake/{name}/{query_id.get()}", version=batch_id)
+        app_id = f"kappalake/{name}/{query_id.get()}"
+        if qpath is None:
+            append_idempotent(batch, path, app_id=app_id, version=batch_id)
+            return
+        batch = batch.persist()
+        try:
+            counts = dict(batch.groupBy(F.size(ERRORS) == 0).count().collect())
+            # An empty side is skipped; a replay of this batch has the same rows, so it skips it too.
+            if counts.get(True):
+                append_idempotent(valid_rows(batch), path, app_id=app_id, version=batch_id)
+            if counts.get(False):
+                append_idempotent(quarantine_rows(batch, name), qpath, app_id=f"{app_id}/quarantine", version=batch_id)
+        finally:
+            batch.unpersist()
 
     query = (
         df.writeStream.queryName(name)
@@ -109,7 +182,9 @@ def run_pipelines(
     """Run pipelines until they finish (availableNow), ``timeout`` passes, or SIGTERM/SIGINT.
 
     Stopping is graceful: queries are stopped, nothing half-written is visible (Delta
-    commits are atomic) and the next run resumes from the checkpoints.
+    commits are atomic) and the next run resumes from the checkpoints. With availableNow
+    triggers, pipelines run in waves by dependency (bronze to completion, then silver...), so
+    a downstream query sees everything its upstream wrote in this run.
     """
     selected = validate_pipelines(cfg, names)
     stop = threading.Event()
@@ -118,14 +193,23 @@ def run_pipelines(
     queries: dict[str, StreamingQuery] = {}
     seen: dict[str, int] = {}
     reports = {n: QueryReport(n, 0, 0, 0.0) for n in selected}
+    if all((trigger or cfg.pipelines[n].trigger).available_now for n in selected):
+        waves = [[n for n in selected if _depth(cfg, n) == d] for d in sorted({_depth(cfg, n) for n in selected})]
+    else:
+        waves = [selected]
     try:
-        for n in selected:
-            queries[n] = start_pipeline(spark, cfg, n, trigger)
-        while any(q.isActive for q in queries.values()):
-            if stop.is_set() or (timeout is not None and time.monotonic() - start > timeout):
+        for wave in waves:
+            for n in wave:
+                queries[n] = start_pipeline(spark, cfg, n, trigger)
+            while any(queries[n].isActive for n in wave):
+                if stop.is_set() or (timeout is not None and time.monotonic() - start > timeout):
+                    break
+                _collect_progress(queries, seen, reports, on_progress)
+                time.sleep(0.5)
+            if stop.is_set() or any(queries[n].exception() is not None for n in wave):
                 break
-            _collect_progress(queries, seen, reports, on_progress)
-            time.sleep(0.5)
+            if timeout is not None and time.monotonic() - start > timeout:
+                break
     finally:
         for q in queries.values():
             if q.isActive:

@@ -18,6 +18,7 @@ from tests.lake_checks import assert_exactly_once, bronze
 
 pytestmark = pytest.mark.integration
 AVAILABLE_NOW = TriggerConf(available_now=True)
+BRONZE = ["bronze_clickstream", "bronze_telemetry"]
 START = datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc)
 
 
@@ -28,7 +29,7 @@ def test_10k_events_over_3_partitions_land_exactly_once(spark, cfg):
     sent = [produce(cfg, clicks), produce(cfg, ProduceSpec("telemetry", count=2_000, seed=2))]
     assert [s.acked for s in sent] == [10_000, 2_000] and not any(s.errors for s in sent)
 
-    reports = run_pipelines(spark, cfg, trigger=AVAILABLE_NOW, timeout=600)
+    reports = run_pipelines(spark, cfg, BRONZE, trigger=AVAILABLE_NOW, timeout=600)
     assert {r.pipeline: r.input_rows for r in reports} == {"bronze_clickstream": 10_000, "bronze_telemetry": 2_000}
 
     assert_exactly_once(spark, cfg, "clickstream", 10_000)
@@ -46,7 +47,7 @@ def test_10k_events_over_3_partitions_land_exactly_once(spark, cfg):
     assert df.filter(F.col("kafka_date").isNull() | F.col("ingested_at").isNull()).count() == 0
 
     # Nothing new in Kafka: a second run writes nothing.
-    again = run_pipelines(spark, cfg, trigger=AVAILABLE_NOW, timeout=300)
+    again = run_pipelines(spark, cfg, BRONZE, trigger=AVAILABLE_NOW, timeout=300)
     assert sum(r.input_rows for r in again) == 0
     assert {s.table: s.rows for s in summarize_tables(spark, cfg) if s.exists} == {"bronze.clickstream": 10_000, "bronze.telemetry": 2_000}
 

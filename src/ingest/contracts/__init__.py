@@ -95,14 +95,15 @@ def json_type(prop: dict[str, Any]) -> str:
     return t
 
 
-def _ddl_type(prop: dict[str, Any]) -> str:
+def spark_ddl_type(prop: dict[str, Any]) -> str:
+    """Spark SQL type of a contract property (``x-spark-type`` wins; date-time strings are timestamps)."""
     if "x-spark-type" in prop:
         return prop["x-spark-type"]
     t = json_type(prop)
     if t == "object":
-        return "struct<" + ", ".join(f"{n}: {_ddl_type(p)}" for n, p in prop["properties"].items()) + ">"
+        return "struct<" + ", ".join(f"{n}: {spark_ddl_type(p)}" for n, p in prop["properties"].items()) + ">"
     if t == "array":
-        return f"array<{_ddl_type(prop['items'])}>"
+        return f"array<{spark_ddl_type(prop['items'])}>"
     if t == "string" and prop.get("format") == "date-time":
         return "timestamp"
     return _SPARK_TYPES[t]
@@ -111,7 +112,7 @@ def _ddl_type(prop: dict[str, Any]) -> str:
 def ddl(topic: str, version: int | None = None) -> str:
     """Spark DDL of the contract's fields, in contract order (``a string, b double, ...``)."""
     props = schema(topic, version)["properties"]
-    return ", ".join(f"{name} {_ddl_type(p)}" for name, p in props.items())
+    return ", ".join(f"{name} {spark_ddl_type(p)}" for name, p in props.items())
 
 
 def spark_schema(topic: str, version: int | None = None):  # -> pyspark.sql.types.StructType
@@ -127,7 +128,7 @@ def spark_schema(topic: str, version: int | None = None):  # -> pyspark.sql.type
             return T.StructType([T.StructField(n, convert(p), True) for n, p in prop["properties"].items()])
         if "x-spark-type" not in prop and t == "array":
             return T.ArrayType(convert(prop["items"]), True)
-        return simple[_ddl_type(prop)]
+        return simple[spark_ddl_type(prop)]
 
     return convert({"type": "object", "properties": schema(topic, version)["properties"]})
 
@@ -145,7 +146,7 @@ def _rows(props: dict[str, Any], required: set[str], prefix: str = "") -> list[s
             notes.append(f"One of {allowed}.")
         if "const" in p:
             notes.append(f"Always `{p['const']}`.")
-        rows.append(f"| `{prefix}{name}` | {typ}{' or null' if nullable else ''} | {_ddl_type(p) if typ != 'object' else 'struct'} "
+        rows.append(f"| `{prefix}{name}` | {typ}{' or null' if nullable else ''} | {spark_ddl_type(p) if typ != 'object' else 'struct'} "
                     f"| {'yes' if name in required else ''} | {' '.join(n for n in notes if n)} |")
         if typ == "object":
             rows += _rows(p["properties"], set(p.get("required", [])), f"{prefix}{name}.")
