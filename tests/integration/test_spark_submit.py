@@ -16,7 +16,7 @@ SCRIPT = REPO / "spark-submit.sh"
 def test_emr_command_line():
     env = {**os.environ, "KAPPALAKE_BOOTSTRAP_SERVERS": "b-1.msk.example:9096", "KAPPALAKE_KAFKA_USERNAME": "svc",
            "KAPPALAKE_KAFKA_PASSWORD": "not-in-output", "KAPPALAKE_LAKE_ROOT": "s3://bucket/lake",
-           "KAPPALAKE_CHECKPOINT_ROOT": "s3://bucket/checkpoints"}
+           "KAPPALAKE_CHECKPOINT_ROOT": "s3://bucket/checkpoints", "KAPPALAKE_PSEUDONYM_SECRET": "also-not-in-output"}
     out = subprocess.run([str(SCRIPT), "--dry-run", "--profile", "emr", "--master", "yarn", "--deploy-mode", "cluster",
                           "--", "ingest"], env=env, capture_output=True, text=True, check=True).stdout
     assert "--master yarn --deploy-mode cluster" in out

@@ -22,20 +22,26 @@ def err(overrides=None, profile="local", **kw) -> str:
 def test_shipped_profiles_are_valid(monkeypatch):
     cfg = load_config("local", CONF)
     assert cfg.bootstrap_servers == "127.0.0.1:9092"
-    assert set(cfg.pipelines) == {"bronze_clickstream", "bronze_telemetry"}
-    validate_pipelines(cfg)
+    assert set(cfg.pipelines) == {"bronze_clickstream", "bronze_telemetry", "silver_clickstream", "silver_telemetry"}
+    assert validate_pipelines(cfg)[-2:] == ["silver_clickstream", "silver_telemetry"]  # after what they read
+    assert cfg.redacted()["privacy"]["secret"] == "******"
     for var, value in {
         "KAPPALAKE_BOOTSTRAP_SERVERS": "b-1.msk:9096,b-2.msk:9096",
         "KAPPALAKE_KAFKA_USERNAME": "svc",
         "KAPPALAKE_KAFKA_PASSWORD": "s3cret",
         "KAPPALAKE_LAKE_ROOT": "s3://bucket/lake",
         "KAPPALAKE_CHECKPOINT_ROOT": "s3://bucket/checkpoints",
+        "KAPPALAKE_PSEUDONYM_SECRET": "key",
     }.items():
         monkeypatch.setenv(var, value)
     emr = load_config("emr", CONF)
     assert emr.kafka.security_protocol == "SASL_SSL"
     assert emr.lake.table_path("bronze.clickstream") == "s3://bucket/lake/bronze/clickstream"
     assert emr.lake.checkpoint_path("bronze_telemetry") == "s3://bucket/checkpoints/bronze_telemetry"
+    assert emr.privacy.secret.get_secret_value() == "key"
+    monkeypatch.delenv("KAPPALAKE_PSEUDONYM_SECRET")
+    with pytest.raises(ConfigError, match="privacy.secret refers to environment variable KAPPALAKE_PSEUDONYM_SECRET"):
+        load_config("emr", CONF)
 
 
 def test_unknown_key_names_key_and_allowed_keys():
