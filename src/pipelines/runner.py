@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
 from delta.tables import DeltaTable
@@ -24,7 +23,7 @@ from kappalake.ingest.kafka_clients import spark_source_options
 from kappalake.lake.tables import ensure_table
 from kappalake.lake.writers import append_idempotent
 from kappalake.quality.quarantine import quarantine_rows, valid_rows
-from kappalake.transforms.parse import ERRORS
+from kappalake.transforms.parse import ERRORS, is_valid
 from kappalake.transforms.registry import TransformSpec, check_spec, get_transform
 
 
@@ -151,7 +150,7 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
             return
         batch = batch.persist()
         try:
-            counts = dict(batch.groupBy(F.size(ERRORS) == 0).count().collect())
+            counts = dict(batch.groupBy(is_valid()).count().collect())
             # An empty side is skipped; a replay of this batch has the same rows, so it skips it too.
             if counts.get(True):
                 append_idempotent(valid_rows(batch), path, app_id=app_id, version=batch_id)

@@ -9,13 +9,9 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from kappalake.transforms.parse import ERRORS
+from kappalake.transforms.parse import ERRORS, is_valid
 
 RAW_ONLY = ["key", "value", "headers", ERRORS]
-
-
-def is_valid() -> F.Column:
-    return F.size(ERRORS) == 0
 
 
 def valid_rows(df: DataFrame) -> DataFrame:

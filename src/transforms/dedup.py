@@ -6,7 +6,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import Window
 from pyspark.sql import functions as F
 
-from kappalake.transforms.parse import ERRORS
+from kappalake.transforms.parse import ERRORS, is_valid
 
 _KEY = "_dedup_key"
 
@@ -23,7 +23,7 @@ def dedup(df: DataFrame, key: str = "event_id", time_column: str = "kafka_timest
     """
     k = F.col(key)
     if ERRORS in df.columns:
-        k = F.when((F.size(ERRORS) == 0) & k.isNotNull(), k).otherwise(
+        k = F.when(is_valid() & k.isNotNull(), k).otherwise(
             F.concat_ws("/", F.lit("row"), F.col("topic"), F.col("partition").cast("string"), F.col("offset").cast("string")))
     df = df.withColumn(_KEY, k)
     if df.isStreaming:

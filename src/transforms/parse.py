@@ -22,6 +22,11 @@ ERRORS = "_errors"
 RESCUED = "_rescued_data"
 RAW_COLUMNS = ["key", "value", "topic", "partition", "offset", "kafka_timestamp", "headers"]
 
+
+def is_valid() -> Column:
+    """True for a parsed row without problems (its ``_errors`` list is empty)."""
+    return F.size(ERRORS) == 0
+
 # schema_of_variant() names per JSON Schema type. Integers may arrive as DECIMAL(n,0) only
 # when they overflow BIGINT; numbers may be any numeric.
 _INTEGER = "^(BIGINT|INT|SMALLINT|TINYINT)$"

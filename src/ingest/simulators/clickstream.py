@@ -124,6 +124,8 @@ class ClickstreamSimulator(Simulation):
 
     def _step(self, t: int, s: Session) -> None:
         rng = self.rng
+        if self._active_incidents:
+            self._active_incidents = [i for i in self._active_incidents if i.end_ms > t]
         fields, done = next_action(rng, s, self._funnel, self._error_p(s), self._buffer_p(s))
         s.steps += 1
         if t >= self.start_ms:
@@ -146,8 +148,6 @@ class ClickstreamSimulator(Simulation):
     # -- details ---------------------------------------------------------------------------
 
     def _multiplier(self, s: Session, kind: str) -> float:
-        now = self.now_ms
-        self._active_incidents = [i for i in self._active_incidents if i.end_ms > now]
         m = 1.0
         for inc in self._active_incidents:
             if inc.kind == kind and s.page.startswith(inc.area):

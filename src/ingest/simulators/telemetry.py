@@ -31,6 +31,7 @@ KM_PER_DEG_LAT = 111.32
 # Normal operating bands (the anomaly detector's static thresholds default to these).
 ENGINE_NORMAL_C = (80.0, 100.0)
 REEFER_NORMAL_C = (1.0, 7.0)
+DWELL_MEAN_S = 900.0  # people stay ~15 minutes in a zone on average
 
 
 @dataclass(frozen=True)
@@ -234,5 +235,3 @@ class TelemetrySimulator(Simulation):
             "road_condition": None, "parked": None, "zone_id": z.zone_id, "badge_id": p.badge_id, "direction": direction,
         }, sent)
 
-
-DWELL_MEAN_S = 900.0  # people stay ~15 minutes in a zone on average
