@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--count", type=int, default=None, help="events to send (default 10,000 unless --duration)")
     pr.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     pr.add_argument("--rate", type=float, default=None, help="events per second, paced (default: as fast as possible)")
+    pr.add_argument("--span", type=float, default=None, metavar="SECONDS",
+                    help="unpaced: simulated seconds the events span, ending now (default: 1,000 events per second)")
     pr.add_argument("--seed", type=int, default=None, help="seed of the simulation (default: from the clock)")
     pr.add_argument("--start", default=None, help="event time of the first event, ISO-8601 (e.g. 2026-11-22T08:00:00Z)")
     pr.add_argument("--users", type=int, default=None, help="clickstream users (default producer.users)")
@@ -83,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--events", type=int, default=5000, help="events per topic (default 5000)")
     d.add_argument("--faults", type=float, default=0.005, metavar="RATE",
                    help="rate of each fault kind in the produced events (default 0.005; 0 for clean input)")
+    d.add_argument("--minutes", type=float, default=30, help="simulated minutes the events span (default 30)")
     d.add_argument("--keep-broker", action="store_true", help="leave the broker running afterwards")
     return p
 
@@ -202,7 +205,7 @@ def produce_spec(args: argparse.Namespace) -> "ProduceSpec":
     try:
         return ProduceSpec(
             args.topic, count=args.count if args.count is not None or args.duration else 10_000,
-            duration=args.duration, rate=args.rate, seed=args.seed if args.seed is not None else int(time.time()),
+            duration=args.duration, rate=args.rate, span=args.span, seed=args.seed if args.seed is not None else int(time.time()),
             start_ms=start, users=args.users, devices=args.devices, people=args.people, diurnal=args.diurnal,
             faults=FaultRates(**rates))
     except ValueError as e:
@@ -326,15 +329,17 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     try:
         print(f"[2/5] topics: {', '.join(cfg.topic_name(t) for t in cfg.topics)}")
         ensure_topics(cfg)
-        print(f"[3/5] simulating {args.events:,} events per topic (sessions and funnels; vehicles on routes, "
-              f"badge sensors), each fault kind at {args.faults:g}")
+        print(f"[3/5] simulating {args.events:,} events per topic over the last {args.minutes:g} minutes (sessions "
+              f"and funnels; vehicles on routes, badge sensors), each fault kind at {args.faults:g}")
+        # A small world, so that a few thousand events fill the span: sessions finish, zones fill.
+        world = {"users": 1000, "devices": 20, "people": 400}
         for i, topic in enumerate(sorted({t for n in names if (t := cfg.pipelines[n].source.topic)})):
             stats = produce(cfg, ProduceSpec(topic, count=args.events, seed=int(time.time()) + i,
-                                             faults=FaultRates.uniform(args.faults)))
+                                             span=args.minutes * 60, faults=FaultRates.uniform(args.faults), **world))
             print(f"      {topic}: {stats.acked:,} acked, {stats.errors} errors, {stats.rate:,.0f} events/s, "
                   f"{sum(stats.faults.values()):,} with injected faults")
         print("[4/5] dimension tables from the seeded reference data, then streaming Kafka -> bronze -> "
-              "silver + quarantine (availableNow: everything there is, then stop)")
+              "silver + quarantine -> gold (availableNow: everything there is, then stop)")
         spark = get_spark(cfg)
         for table, rows in write_reference_tables(spark, cfg).items():
             print(f"      {table}: {rows:,} rows")
@@ -344,6 +349,7 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
         print("[5/5] what landed in each table")
         print_summary(spark, cfg)
         print_quarantine_reasons(spark, cfg)
+        print_gold_highlights(spark, cfg)
     finally:
         if started_here and not args.keep_broker:
             broker.stop()
@@ -390,6 +396,42 @@ def print_quarantine_reasons(spark: Any, cfg: Config) -> None:
         kinds = (spark.read.format("delta").load(path)
                  .groupBy(F.substring_index("reason", ":", 1).alias("kind")).count().orderBy(F.desc("count")).collect())
         print(f"{table} reasons: " + (", ".join(f"{r['kind']} {r['count']:,}" for r in kinds) or "none"))
+
+
+def print_gold_highlights(spark: Any, cfg: Config) -> None:
+    """A few answers from gold: the latest hour's funnel, busiest zones, viewers, fleet."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    def latest(table: str, column: str) -> Any:
+        path = cfg.lake.table_path(table)
+        if table not in cfg.tables() or not DeltaTable.isDeltaTable(spark, path):
+            return None
+        df = spark.read.format("delta").load(path)
+        last = df.agg(F.max(column)).first()[0]
+        return None if last is None else df.filter(F.col(column) == last)
+
+    if (funnel := latest("gold.funnel_hourly", "window_start")) is not None:
+        t = funnel.agg(*[F.sum(c).alias(c) for c in ("sessions", "viewed_product", "added_to_cart", "checked_out",
+                                                        "purchased", "revenue")]).first()
+        print(f"funnel, hour from {funnel.first()['window_start']:%H:%M} UTC: {t['sessions']:,} sessions -> "
+              f"{t['viewed_product']:,} viewed a product -> {t['added_to_cart']:,} added to cart -> "
+              f"{t['checked_out']:,} checked out -> {t['purchased']:,} bought, EUR {t['revenue']:,.2f}")
+    if (zones := latest("gold.zone_occupancy", "window_start")) is not None:
+        top = zones.orderBy("concentration_rank", "zone_id").limit(3).collect()
+        print(f"most concentrated zones, 15 minutes from {top[0]['window_start']:%H:%M} UTC: " + ", ".join(
+            f"#{z['concentration_rank']} {z['zone_name']} ({z['visitors']} in)" for z in top))
+    viewers = cfg.lake.table_path("gold.concurrent_viewers")
+    if "gold.concurrent_viewers" in cfg.tables() and DeltaTable.isDeltaTable(spark, viewers):
+        peak = spark.read.format("delta").load(viewers).orderBy(F.desc("viewers"), "second").first()
+        if peak is not None:
+            print(f"peak concurrent viewers: {peak['viewers']} at {peak['second']:%H:%M:%S} UTC")
+    if (fleet := latest("gold.fleet_health", "window_start")) is not None:
+        t = fleet.agg(*[F.sum(c).alias(c) for c in ("vehicles", "moving", "engine_hot", "cargo_out_of_range",
+                                                      "low_fuel")]).first()
+        print(f"fleet, minute from {fleet.first()['window_start']:%H:%M} UTC: {t['vehicles']} vehicles reporting, "
+              f"{t['moving']} moving, {t['engine_hot']} engine hot, {t['cargo_out_of_range']} cargo out of range, "
+              f"{t['low_fuel']} low on fuel")
 
 
 COMMANDS = {

@@ -141,12 +141,35 @@ class SourceConf(_Model):
         return self
 
 
+class RankConf(_Model):
+    """Rank rows among those sharing ``within`` (e.g. zones in the same 15 minutes) by ``by``."""
+
+    column: str
+    within: list[str]
+    by: list[str]  # column names, each optionally followed by ' desc'
+
+    @field_validator("by")
+    @classmethod
+    def _order(cls, v: list[str]) -> list[str]:
+        for item in v:
+            parts = item.split()
+            if not parts or len(parts) > 2 or (len(parts) == 2 and parts[1].lower() not in ("asc", "desc")):
+                raise ValueError(f"rank.by entry {item!r} must be a column name, optionally followed by asc or desc")
+        return v
+
+
 class SinkConf(_Model):
     table: str
     partition_by: list[str] = []
     # Rows whose ``_errors`` is not empty go here (with reasons, raw payload, Kafka
     # coordinates) instead of ``table``.
     quarantine: Optional[str] = None
+    # append: each micro-batch appends its rows (finalised windows, events).
+    # merge: upsert on ``keys`` (streaming aggregations in update mode: a window's row is
+    # rewritten with its new totals while it is open, and is final once the watermark passes).
+    mode: Literal["append", "merge"] = "append"
+    keys: list[str] = []
+    rank: Optional[RankConf] = None
 
     @field_validator("table", "quarantine")
     @classmethod
@@ -154,6 +177,16 @@ class SinkConf(_Model):
         if v is not None and not TABLE_NAME.match(v):
             raise ValueError(f"table name {v!r} must look like 'layer.name' (lower case, e.g. bronze.clickstream)")
         return v
+
+    @model_validator(mode="after")
+    def _merge_needs_keys(self) -> "SinkConf":
+        if self.mode == "merge" and not self.keys:
+            raise ValueError("sink.mode merge needs sink.keys, the columns that identify a row (e.g. [window_start, page])")
+        if self.mode == "append" and (self.keys or self.rank):
+            raise ValueError("sink.keys and sink.rank only apply to sink.mode: merge")
+        if self.quarantine and self.mode == "merge":
+            raise ValueError("sink.quarantine only applies to sink.mode: append")
+        return self
 
 
 class TriggerConf(_Model):

@@ -161,12 +161,14 @@ def send_records(
 
 @dataclass(frozen=True)
 class ProduceSpec:
-    """One producer run. ``rate`` paces sending (live); without it events go as fast as possible."""
+    """One producer run. ``rate`` paces sending (live); without it events go as fast as possible,
+    their event times ``span`` simulated seconds apart in all (default: 1,000 events per second)."""
 
     topic: str
     count: int | None = 10_000
     duration: float | None = None
     rate: float | None = None
+    span: float | None = None
     seed: int = 7
     start_ms: int | None = None
     users: int | None = None
@@ -183,6 +185,8 @@ class ProduceSpec:
             raise ValueError("count must be >= 0")
         if self.rate is not None and self.rate <= 0:
             raise ValueError("rate must be > 0 events/s")
+        if self.span is not None and (self.span <= 0 or self.rate is not None or not self.count):
+            raise ValueError("span (simulated seconds) needs a count and no rate, and must be > 0")
 
     def resolved_start_ms(self) -> int:
         """Explicit start; else now when paced, else so that the last event time is about now."""
@@ -191,7 +195,15 @@ class ProduceSpec:
         now = int(time.time() * 1000)
         if self.rate or not self.count:
             return now
-        return now - int(self.count / DEFAULT_SIM_RATE * 1000)
+        return now - int((self.span or self.count / DEFAULT_SIM_RATE) * 1000)
+
+    def sim_rate(self) -> float:
+        """Events per simulated second for this shard."""
+        if self.rate:
+            return self.rate
+        if self.span:
+            return self.count / self.span  # count is already this shard's share
+        return DEFAULT_SIM_RATE / self.shard.count
 
     def split(self, processes: int) -> list["ProduceSpec"]:
         """Per-process specs: disjoint key sets, count and rate divided, same start."""
@@ -210,7 +222,7 @@ def simulate(cfg: Config, spec: ProduceSpec) -> Iterator[SimEvent]:
     from kappalake.ingest.simulators.telemetry import TelemetrySimulator
 
     ref = Reference(cfg.reference.seed, cfg.reference.products)
-    rate = spec.rate or DEFAULT_SIM_RATE / spec.shard.count
+    rate = spec.sim_rate()
     start = spec.resolved_start_ms()
     if spec.topic == "clickstream":
         return iter(ClickstreamSimulator(ref, spec.seed, start, rate, spec.users or cfg.producer.users,

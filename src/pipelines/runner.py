@@ -15,11 +15,13 @@ from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.types import StructType
 
 from delta.tables import DeltaTable
 
 from kappalake.config import Config, ConfigError, TriggerConf
 from kappalake.ingest.kafka_clients import spark_source_options
+from kappalake.lake.sinks import table_schema, write_sink
 from kappalake.lake.tables import ensure_table
 from kappalake.lake.writers import append_idempotent
 from kappalake.quality.quarantine import quarantine_rows, valid_rows
@@ -123,6 +125,29 @@ class _Once:
         return self.value  # type: ignore[return-value]
 
 
+def read_static_source(spark: SparkSession, cfg: Config, pipeline: str) -> DataFrame:
+    """The pipeline's source table as a static DataFrame (a batch job over its latest snapshot)."""
+    source = cfg.pipelines[pipeline].source
+    if source.table is None:
+        raise ConfigError(f"pipelines.{pipeline} reads Kafka; batch runs read a Delta table (bronze or later)")
+    return spark.read.format("delta").load(cfg.lake.table_path(source.table))
+
+
+def build_batch(spark: SparkSession, cfg: Config, name: str, source: DataFrame | None = None) -> DataFrame:
+    """The pipeline's transforms over a static DataFrame (default: its source table now).
+
+    The same functions the stream runs, so the result equals what the stream wrote.
+    """
+    df = source if source is not None else read_static_source(spark, cfg, name)
+    return apply_transforms(spark, cfg, df, transform_specs(cfg, name))
+
+
+def sink_schema(cfg: Config, name: str, df: DataFrame) -> StructType:
+    """The sink table's schema for the transformed rows ``df`` (plus the rank column, if any)."""
+    sink = cfg.pipelines[name].sink
+    return table_schema(valid_rows(df).schema if sink.quarantine else df.schema, sink)
+
+
 def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: TriggerConf | None = None) -> StreamingQuery:
     """Start one pipeline's streaming query; its Delta table(s) are created first if missing."""
     p = cfg.pipelines[name]
@@ -134,10 +159,12 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
         if ERRORS not in df.columns:
             raise ConfigError(f"pipelines.{name}.sink.quarantine needs a transform that reports errors (parse_events)")
         qpath = cfg.lake.table_path(p.sink.quarantine)
-        ensure_table(spark, path, valid_rows(df).schema, p.sink.partition_by, props)
         ensure_table(spark, qpath, quarantine_rows(df, name).schema, ["kafka_date"], props)
-    else:
-        ensure_table(spark, path, df.schema, p.sink.partition_by, props)
+    missing = [k for k in p.sink.keys + p.sink.partition_by if k not in df.columns]
+    if missing:
+        raise ConfigError(f"pipelines.{name}.sink names columns the transforms do not produce: {', '.join(missing)}; "
+                          f"columns: {', '.join(df.columns)}")
+    ensure_table(spark, path, sink_schema(cfg, name, df), p.sink.partition_by, props)
 
     # The query id is persisted in the checkpoint, so it is stable across restarts and new
     # when the checkpoint is reset: exactly what the Delta transaction app id must be.
@@ -145,11 +172,16 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         app_id = f"kappalake/{name}/{query_id.get()}"
-        if qpath is None:
+        if qpath is None and p.sink.mode == "append":
             append_idempotent(batch, path, app_id=app_id, version=batch_id)
             return
+        # Persisted: a MERGE reads its source twice, and a split reads it once per side.
         batch = batch.persist()
         try:
+            if qpath is None:
+                if not batch.isEmpty():
+                    write_sink(batch, p.sink, path, app_id, batch_id)
+                return
             counts = dict(batch.groupBy(is_valid()).count().collect())
             # An empty side is skipped; a replay of this batch has the same rows, so it skips it too.
             if counts.get(True):
@@ -161,6 +193,7 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
 
     query = (
         df.writeStream.queryName(name)
+        .outputMode("update" if p.sink.mode == "merge" else "append")
         .option("checkpointLocation", cfg.lake.checkpoint_path(name))
         .trigger(**(trigger or p.trigger).as_writer_kwargs())
         .foreachBatch(write_batch)
@@ -198,13 +231,19 @@ def run_pipelines(
         waves = [selected]
     try:
         for wave in waves:
+            wave_start = time.monotonic()
             for n in wave:
                 queries[n] = start_pipeline(spark, cfg, n, trigger)
             while any(queries[n].isActive for n in wave):
                 if stop.is_set() or (timeout is not None and time.monotonic() - start > timeout):
                     break
                 _collect_progress(queries, seen, reports, on_progress)
+                for n in wave:
+                    if not queries[n].isActive and not reports[n].seconds:
+                        reports[n].seconds = time.monotonic() - wave_start
                 time.sleep(0.5)
+            for n in wave:
+                reports[n].seconds = reports[n].seconds or time.monotonic() - wave_start
             if stop.is_set() or any(queries[n].exception() is not None for n in wave):
                 break
             if timeout is not None and time.monotonic() - start > timeout:
@@ -216,7 +255,6 @@ def run_pipelines(
         restore()
     _collect_progress(queries, seen, reports, on_progress)
     for n, q in queries.items():
-        reports[n].seconds = time.monotonic() - start
         err = q.exception()
         if err is not None:
             # Spark's message leads with the error class and cause; the JVM stack trace follows.

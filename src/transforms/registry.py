@@ -18,6 +18,9 @@ from pyspark.sql import DataFrame
 from kappalake.transforms.bronze import bronze_record
 from kappalake.transforms.dedup import dedup
 from kappalake.transforms.enrich import enrich_clickstream, enrich_telemetry
+from kappalake.transforms.gold_clickstream import (concurrent_viewers, hourly_funnel, page_minute_metrics,
+                                                   product_demand, sessions)
+from kappalake.transforms.gold_telemetry import device_minute_stats, fleet_health, zone_occupancy
 from kappalake.transforms.normalise import normalise
 from kappalake.transforms.parse import parse_events
 from kappalake.transforms.privacy import coarsen, pseudonymise
@@ -33,6 +36,14 @@ TRANSFORMS: dict[str, Transform] = {
     "coarsen": coarsen,
     "enrich_clickstream": enrich_clickstream,
     "enrich_telemetry": enrich_telemetry,
+    "page_minute_metrics": page_minute_metrics,
+    "sessions": sessions,
+    "hourly_funnel": hourly_funnel,
+    "concurrent_viewers": concurrent_viewers,
+    "product_demand": product_demand,
+    "device_minute_stats": device_minute_stats,
+    "zone_occupancy": zone_occupancy,
+    "fleet_health": fleet_health,
 }
 SECRET_PARAM = "secret"
 

@@ -1,4 +1,4 @@
-"""Kafka -> bronze -> silver + quarantine against the real broker, with every fault kind."""
+"""Kafka -> bronze -> silver + quarantine -> gold against the real broker, with every fault kind."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from tests.lake_checks import assert_exactly_once, bronze
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 AVAILABLE_NOW = TriggerConf(available_now=True)
+PIPELINES = ["bronze_clickstream", "bronze_telemetry", "silver_clickstream", "silver_telemetry",
+             "gold_page_minute", "gold_device_minute", "gold_zone_occupancy"]
 QUARANTINED = {"malformed_json", "missing_field", "wrong_type", "non_utf8", "oversized"}
 SECRET = "kappalake-local-development-only"
 
@@ -36,7 +38,7 @@ def header(name: str):
 
 @pytest.fixture(scope="module")
 def lake(spark, broker_conf, tmp_path_factory):
-    """Both topics produced with every fault kind at 1%, run through bronze and silver."""
+    """Both topics produced with every fault kind at 1%, run through bronze, silver and some gold."""
     cfg = make_config(broker_conf, tmp_path_factory.mktemp("silver"), **{
         "pipelines.bronze_clickstream.source.max_offsets_per_trigger": 1500,
         "pipelines.silver_clickstream.source.max_files_per_trigger": 1,
@@ -46,9 +48,10 @@ def lake(spark, broker_conf, tmp_path_factory):
     write_reference_tables(spark, cfg)
     faults = FaultRates.uniform(0.01)
     sent = {"clickstream": produce(cfg, ProduceSpec("clickstream", count=4000, seed=21, faults=faults)),
-            "telemetry": produce(cfg, ProduceSpec("telemetry", count=3000, seed=22, faults=faults))}
+            "telemetry": produce(cfg, ProduceSpec("telemetry", count=3000, seed=22, faults=faults, span=1200,
+                                                 devices=20, people=400))}
     assert all(s.acked == s.sent and not s.errors for s in sent.values())
-    reports = {r.pipeline: r for r in run_pipelines(spark, cfg, trigger=AVAILABLE_NOW, timeout=900)}
+    reports = {r.pipeline: r for r in run_pipelines(spark, cfg, PIPELINES, trigger=AVAILABLE_NOW, timeout=900)}
     assert reports["silver_clickstream"].batches >= 3  # several micro-batches: dedup state crosses batches
     return cfg, sent
 
@@ -163,3 +166,49 @@ def test_a_running_stream_picks_up_dimension_updates(spark, broker_conf, tmp_pat
     after = {r["product_category"] for r in s.filter(F.col("kafka_timestamp") >= cut).collect()}
     assert before and "relabelled" not in before  # rows written earlier keep what they were joined with
     assert after == {"relabelled"}  # the running query joined new rows with the new catalog version
+
+
+# -- gold, end to end: hand-checked against silver ---------------------------------------------
+
+def test_gold_page_minute_adds_up_to_silver(spark, lake):
+    cfg, _ = lake
+    silver = table(spark, cfg, "silver.clickstream")
+    gold = table(spark, cfg, "gold.page_minute")
+    totals = gold.agg(F.sum("events"), F.sum("purchases"), F.sum("units"), F.sum("revenue")).first()
+    purchases = silver.filter("event_type = 'purchase'")
+    revenue = purchases.agg(F.sum(F.col("price").cast("decimal(12,2)") * F.col("quantity"))).first()[0]
+    # Late events are at most 30 minutes late, inside the 1 hour allowance: every silver event counts.
+    assert totals[0] == silver.count() and totals[1] == purchases.count() > 0
+    assert totals[2] == purchases.agg(F.sum("quantity")).first()[0] and totals[3] == revenue
+    assert gold.count() == gold.select("window_start", "page", "product_id").distinct().count()
+    # One hand-picked minute and page: the busiest product page.
+    top = gold.filter(F.col("product_id").isNotNull()).orderBy(F.desc("views"), "window_start", "page").first()
+    in_minute = silver.filter((F.col("page") == top["page"]) & (F.col("event_time") >= top["window_start"])
+                              & (F.col("event_time") < top["window_end"]) & (F.col("product_id") == top["product_id"]))
+    assert top["views"] == in_minute.filter("event_type = 'page_view'").count()
+    assert top["unique_users"] == in_minute.select("user_id").distinct().count()
+
+
+def test_gold_device_minute_matches_the_readings(spark, lake):
+    cfg, _ = lake
+    vehicles = table(spark, cfg, "silver.telemetry").filter("device_kind = 'vehicle'")
+    gold = table(spark, cfg, "gold.device_minute")
+    assert gold.agg(F.sum("readings")).first()[0] == vehicles.count()
+    row = gold.orderBy(F.desc("readings"), "device_id").first()
+    raw = vehicles.filter((F.col("device_id") == row["device_id"]) & (F.col("event_time") >= row["window_start"])
+                          & (F.col("event_time") < row["window_end"]))
+    expected = raw.agg(F.min("engine_temp_c"), F.max("engine_temp_c"), F.max("speed_kmh"),
+                       F.max("odometer_km") - F.min("odometer_km")).first()
+    assert (row["engine_temp_min_c"], row["engine_temp_max_c"], row["speed_max_kmh"]) == tuple(expected[:3])
+    assert row["distance_km"] == round(expected[3], 3)
+
+
+def test_gold_zone_occupancy_counts_entries_and_ranks_zones(spark, lake):
+    cfg, _ = lake
+    badges = table(spark, cfg, "silver.telemetry").filter("device_kind = 'badge_sensor'")
+    gold = table(spark, cfg, "gold.zone_occupancy")
+    assert gold.agg(F.sum("entries")).first()[0] == badges.filter("direction = 'in'").count() > 0
+    for window in gold.select("window_start").distinct().collect():
+        zones = gold.filter(F.col("window_start") == window[0]).orderBy("concentration_rank").collect()
+        assert zones[0]["concentration_rank"] == 1
+        assert [z["visitors"] for z in zones] == sorted((z["visitors"] for z in zones), reverse=True)

@@ -22,8 +22,10 @@ def err(overrides=None, profile="local", **kw) -> str:
 def test_shipped_profiles_are_valid(monkeypatch):
     cfg = load_config("local", CONF)
     assert cfg.bootstrap_servers == "127.0.0.1:9092"
-    assert set(cfg.pipelines) == {"bronze_clickstream", "bronze_telemetry", "silver_clickstream", "silver_telemetry"}
-    assert validate_pipelines(cfg)[-2:] == ["silver_clickstream", "silver_telemetry"]  # after what they read
+    layers = {"bronze": 2, "silver": 2, "gold": 8}
+    assert {layer: sum(n.startswith(layer + "_") for n in cfg.pipelines) for layer in layers} == layers
+    order = validate_pipelines(cfg)  # each after what it reads
+    assert order[2:4] == ["silver_clickstream", "silver_telemetry"] and all(n.startswith("gold_") for n in order[4:])
     assert cfg.redacted()["privacy"]["secret"] == "******"
     for var, value in {
         "KAPPALAKE_BOOTSTRAP_SERVERS": "b-1.msk:9096,b-2.msk:9096",
@@ -98,6 +100,9 @@ def test_pipeline_topic_must_be_declared():
 
 def test_table_name_format():
     assert "layer.name" in err({"pipelines.bronze_clickstream.sink.table": "Bronze/Click"})
+    assert "needs sink.keys" in err({"pipelines.gold_page_minute.sink.keys": []})
+    assert "only apply to sink.mode: merge" in err({"pipelines.gold_sessions.sink.keys": ["session_id"]})
+    assert "asc or desc" in err({"pipelines.gold_zone_occupancy.sink.rank.by": ["visitors downwards"]})
 
 
 def test_embedded_broker_rejects_foreign_bootstrap():
