@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--faults", type=float, default=0.005, metavar="RATE",
                    help="rate of each fault kind in the produced events (default 0.005; 0 for clean input)")
     d.add_argument("--minutes", type=float, default=30, help="simulated minutes the events span (default 30)")
+    d.add_argument("--pipeline", action="append", dest="pipelines",
+                   help="run only this pipeline and what it reads from (repeatable; default: all)")
     d.add_argument("--keep-broker", action="store_true", help="leave the broker running afterwards")
     return p
 
@@ -319,7 +321,7 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.pipelines.runner import run_pipelines, validate_pipelines
     from kappalake.session import get_spark
 
-    names = validate_pipelines(cfg)
+    names = validate_pipelines(cfg, _with_upstream(cfg, args.pipelines) if args.pipelines else None)
     broker = LocalBroker(cfg.broker)
     started_here = False
     if cfg.broker.mode == "embedded":
@@ -355,6 +357,20 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
             broker.stop()
             print("broker stopped")
     return 0
+
+
+def _with_upstream(cfg: Config, names: list[str]) -> list[str]:
+    """``names`` plus, transitively, the pipelines writing the tables they read."""
+    out: list[str] = []
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in out:
+            continue
+        out.append(name)
+        if name in cfg.pipelines and (table := cfg.pipelines[name].source.table):
+            todo += [n for n, p in cfg.pipelines.items() if p.sink.table == table]
+    return out
 
 
 def _require_embedded(cfg: Config) -> None:

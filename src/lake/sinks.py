@@ -12,7 +12,7 @@ from __future__ import annotations
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import IntegerType, StructField, StructType
+from pyspark.sql.types import DateType, IntegerType, StructField, StructType, TimestampType
 
 from kappalake.config import RankConf, SinkConf
 from kappalake.lake.writers import append_idempotent
@@ -36,18 +36,41 @@ def write_sink(batch: DataFrame, sink: SinkConf, path: str, app_id: str, version
 
 
 def merge_rows(batch: DataFrame, path: str, keys: list[str]) -> None:
-    """Upsert ``batch`` into the Delta table at ``path``; rows are matched on ``keys`` (null-safe)."""
+    """Upsert ``batch`` into the Delta table at ``path``; rows are matched on ``keys`` (null-safe).
+
+    When the first key is a time (``window_start``, ``second``), the match is bounded to the
+    batch's range of it, so Delta skips the files of older windows instead of scanning them all.
+    """
     spark = batch.sparkSession
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    cond += _time_range(batch, keys[0])
     columns = [c for c in DeltaTable.forPath(spark, path).toDF().columns if c in batch.columns]
     values = {f"`{c}`": f"s.`{c}`" for c in columns}
     (
         DeltaTable.forPath(spark, path).alias("t")
         .merge(batch.alias("s"), cond)
-        .whenMatchedUpdate(set={k: v for k, v in values.items()})
+        .whenMatchedUpdate(set=values)
         .whenNotMatchedInsert(values=values)
         .execute()
     )
+
+
+def _time_range(batch: DataFrame, key: str) -> str:
+    """`` AND t.key BETWEEN lo AND hi`` for a timestamp/date key without nulls in ``batch``, else ''.
+
+    The bounds travel as integers (microseconds, days), never as Python datetimes, which
+    PySpark would shift to the Python process's time zone.
+    """
+    dtype = type(batch.schema[key].dataType)
+    to_int, from_int = {TimestampType: (F.unix_micros, "timestamp_micros"),
+                        DateType: (F.unix_date, "date_from_unix_date")}.get(dtype, (None, None))
+    if to_int is None:
+        return ""
+    col = F.col(key)
+    lo, hi, nulls = batch.agg(to_int(F.min(col)), to_int(F.max(col)), F.count(F.when(col.isNull(), 1))).first()
+    if lo is None or nulls:
+        return ""
+    return f" AND t.`{key}` BETWEEN {from_int}({lo}) AND {from_int}({hi})"
 
 
 def rerank(batch: DataFrame, path: str, keys: list[str], rank: RankConf) -> None:

@@ -7,6 +7,7 @@ the rest to the table; both writes are idempotent with their own transaction app
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
@@ -125,20 +126,23 @@ class _Once:
         return self.value  # type: ignore[return-value]
 
 
-def read_static_source(spark: SparkSession, cfg: Config, pipeline: str) -> DataFrame:
-    """The pipeline's source table as a static DataFrame (a batch job over its latest snapshot)."""
+def read_static_source(spark: SparkSession, cfg: Config, pipeline: str, version: int | None = None) -> DataFrame:
+    """The pipeline's source table as a static DataFrame: its latest snapshot, or ``version``."""
     source = cfg.pipelines[pipeline].source
     if source.table is None:
         raise ConfigError(f"pipelines.{pipeline} reads Kafka; batch runs read a Delta table (bronze or later)")
-    return spark.read.format("delta").load(cfg.lake.table_path(source.table))
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(cfg.lake.table_path(source.table))
 
 
-def build_batch(spark: SparkSession, cfg: Config, name: str, source: DataFrame | None = None) -> DataFrame:
-    """The pipeline's transforms over a static DataFrame (default: its source table now).
-
-    The same functions the stream runs, so the result equals what the stream wrote.
-    """
-    df = source if source is not None else read_static_source(spark, cfg, name)
+def build_batch(spark: SparkSession, cfg: Config, name: str, source: DataFrame | None = None,
+                version: int | None = None) -> DataFrame:
+    """The pipeline's transforms over a static DataFrame (default: its source table now, or at
+    Delta ``version``). The same functions the stream runs, so the result equals what the
+    stream wrote from the same input."""
+    df = source if source is not None else read_static_source(spark, cfg, name, version)
     return apply_transforms(spark, cfg, df, transform_specs(cfg, name))
 
 
@@ -257,9 +261,15 @@ def run_pipelines(
     for n, q in queries.items():
         err = q.exception()
         if err is not None:
-            # Spark's message leads with the error class and cause; the JVM stack trace follows.
-            raise PipelineError(f"pipeline {n} failed: {' '.join(str(err).splitlines()[:3])}")
+            raise PipelineError(f"pipeline {n} failed: {_failure(str(err))}")
     return list(reports.values())
+
+
+def _failure(message: str) -> str:
+    """Spark's error class and cause, plus the Python exception when a batch writer raised one."""
+    lines = message.splitlines()
+    python = [ln.strip() for ln in lines if re.match(r"\s*[\w.]*(Error|Exception): ", ln)]
+    return " ".join(lines[:1] + python[-1:] if python else lines[:3])
 
 
 def _collect_progress(queries: dict[str, StreamingQuery], seen: dict[str, int], reports: dict[str, QueryReport],

@@ -95,6 +95,13 @@ def test_streamed_gold_equals_one_batch_over_silver(spark, streamed, tmp_path, n
                               ignore_row_order=True, ignore_nullable=True)
 
 
+def test_a_batch_over_an_older_silver_snapshot_sees_only_that_snapshot(spark, streamed):
+    cfg, _, _ = streamed
+    silver_v0 = spark.read.format("delta").option("versionAsOf", 0).load(cfg.lake.table_path("silver.telemetry"))
+    minutes = build_batch(spark, cfg, "gold_device_minute", version=0)
+    assert minutes.agg(F.sum("readings")).first()[0] == silver_v0.filter("device_kind = 'vehicle'").count() > 0
+
+
 def test_sessions_from_the_stream_are_complete_sessions(spark, streamed):
     cfg, _, _ = streamed
     s = spark.read.format("delta").load(cfg.lake.table_path("gold.sessions"))
