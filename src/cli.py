@@ -318,10 +318,10 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.ingest.producer import ProduceSpec, produce
     from kappalake.ingest.topics import ensure_topics
     from kappalake.pipelines.reference import write_reference_tables
-    from kappalake.pipelines.runner import run_pipelines, validate_pipelines
+    from kappalake.pipelines.runner import run_pipelines, validate_pipelines, with_upstream
     from kappalake.session import get_spark
 
-    names = validate_pipelines(cfg, _with_upstream(cfg, args.pipelines) if args.pipelines else None)
+    names = validate_pipelines(cfg, with_upstream(cfg, args.pipelines) if args.pipelines else None)
     broker = LocalBroker(cfg.broker)
     started_here = False
     if cfg.broker.mode == "embedded":
@@ -357,20 +357,6 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
             broker.stop()
             print("broker stopped")
     return 0
-
-
-def _with_upstream(cfg: Config, names: list[str]) -> list[str]:
-    """``names`` plus, transitively, the pipelines writing the tables they read."""
-    out: list[str] = []
-    todo = list(names)
-    while todo:
-        name = todo.pop()
-        if name in out:
-            continue
-        out.append(name)
-        if name in cfg.pipelines and (table := cfg.pipelines[name].source.table):
-            todo += [n for n, p in cfg.pipelines.items() if p.sink.table == table]
-    return out
 
 
 def _require_embedded(cfg: Config) -> None:
@@ -419,11 +405,15 @@ def print_gold_highlights(spark: Any, cfg: Config) -> None:
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
-    def latest(table: str, column: str) -> Any:
+    def read(table: str) -> Any:
         path = cfg.lake.table_path(table)
         if table not in cfg.tables() or not DeltaTable.isDeltaTable(spark, path):
             return None
-        df = spark.read.format("delta").load(path)
+        return spark.read.format("delta").load(path)
+
+    def latest(table: str, column: str) -> Any:
+        if (df := read(table)) is None:
+            return None
         last = df.agg(F.max(column)).first()[0]
         return None if last is None else df.filter(F.col(column) == last)
 
@@ -437,9 +427,8 @@ def print_gold_highlights(spark: Any, cfg: Config) -> None:
         top = zones.orderBy("concentration_rank", "zone_id").limit(3).collect()
         print(f"most concentrated zones, 15 minutes from {top[0]['window_start']:%H:%M} UTC: " + ", ".join(
             f"#{z['concentration_rank']} {z['zone_name']} ({z['visitors']} in)" for z in top))
-    viewers = cfg.lake.table_path("gold.concurrent_viewers")
-    if "gold.concurrent_viewers" in cfg.tables() and DeltaTable.isDeltaTable(spark, viewers):
-        peak = spark.read.format("delta").load(viewers).orderBy(F.desc("viewers"), "second").first()
+    if (viewers := read("gold.concurrent_viewers")) is not None:
+        peak = viewers.orderBy(F.desc("viewers"), "second").first()
         if peak is not None:
             print(f"peak concurrent viewers: {peak['viewers']} at {peak['second']:%H:%M:%S} UTC")
     if (fleet := latest("gold.fleet_health", "window_start")) is not None:

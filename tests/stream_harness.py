@@ -28,10 +28,7 @@ def stream_batches(spark: SparkSession, tmp: Path, batches: list[DataFrame], tra
     ensure_table(spark, target, table_schema(df.schema, sink), [], {})
 
     def write(batch: DataFrame, batch_id: int) -> None:
-        batch = batch.persist()
-        if not batch.isEmpty():
-            write_sink(batch, sink, target, "test", batch_id)
-        batch.unpersist()
+        write_sink(batch, sink, target, "test", batch_id)
 
     query = (df.writeStream.outputMode("update" if sink.mode == "merge" else "append")
              .option("checkpointLocation", str(run / "checkpoint")).trigger(availableNow=True)
@@ -51,5 +48,5 @@ def batch_through(spark: SparkSession, tmp: Path, df: DataFrame, transform: Call
     target = str(tmp / uuid.uuid4().hex[:8] / "sink")
     out = transform(df)
     ensure_table(spark, target, table_schema(out.schema, sink), [], {})
-    write_sink(out.persist(), sink, target, "batch", 0)
+    write_sink(out, sink, target, "batch", 0)
     return spark.read.format("delta").load(target)

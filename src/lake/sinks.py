@@ -30,9 +30,17 @@ def write_sink(batch: DataFrame, sink: SinkConf, path: str, app_id: str, version
     if sink.mode == "append":
         append_idempotent(batch, path, app_id=app_id, version=version)
         return
-    merge_rows(batch, path, sink.keys)
-    if sink.rank is not None:
-        rerank(batch, path, sink.keys, sink.rank)
+    # Persisted: the time range, the MERGE (which reads its source twice) and the re-rank
+    # each read the batch; an empty batch changes nothing and is skipped.
+    batch = batch.persist()
+    try:
+        if batch.isEmpty():
+            return
+        merge_rows(batch, path, sink.keys)
+        if sink.rank is not None:
+            rerank(batch, path, sink.keys, sink.rank)
+    finally:
+        batch.unpersist()
 
 
 def merge_rows(batch: DataFrame, path: str, keys: list[str]) -> None:

@@ -74,8 +74,26 @@ def _depth(cfg: Config, name: str, seen: frozenset[str] = frozenset()) -> int:
     table = cfg.pipelines[name].source.table
     if table is None or name in seen:
         return 0
-    producers = [n for n, p in cfg.pipelines.items() if p.sink.table == table]
-    return 1 + max((_depth(cfg, n, seen | {name}) for n in producers), default=0)
+    return 1 + max((_depth(cfg, n, seen | {name}) for n in _writers_of(cfg, table)), default=0)
+
+
+def _writers_of(cfg: Config, table: str) -> list[str]:
+    """The pipelines whose sink is ``table``."""
+    return [n for n, p in cfg.pipelines.items() if p.sink.table == table]
+
+
+def with_upstream(cfg: Config, names: Iterable[str]) -> list[str]:
+    """``names`` plus, transitively, the pipelines writing the tables they read."""
+    out: list[str] = []
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in out:
+            continue
+        out.append(name)
+        if name in cfg.pipelines and (table := cfg.pipelines[name].source.table):
+            todo += _writers_of(cfg, table)
+    return out
 
 
 def read_source(spark: SparkSession, cfg: Config, pipeline: str) -> DataFrame:
@@ -176,16 +194,12 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         app_id = f"kappalake/{name}/{query_id.get()}"
-        if qpath is None and p.sink.mode == "append":
-            append_idempotent(batch, path, app_id=app_id, version=batch_id)
+        if qpath is None:
+            write_sink(batch, p.sink, path, app_id, batch_id)
             return
-        # Persisted: a MERGE reads its source twice, and a split reads it once per side.
+        # Persisted: the split reads the batch once per side.
         batch = batch.persist()
         try:
-            if qpath is None:
-                if not batch.isEmpty():
-                    write_sink(batch, p.sink, path, app_id, batch_id)
-                return
             counts = dict(batch.groupBy(is_valid()).count().collect())
             # An empty side is skipped; a replay of this batch has the same rows, so it skips it too.
             if counts.get(True):

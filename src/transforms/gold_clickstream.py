@@ -9,7 +9,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from kappalake.transforms.windows import count_where, distinct_where, interval_seconds, ratio, watermarked, window_bounds
+from kappalake.transforms.windows import (count_where, distinct_where, interval_seconds, ratio, sum_where, watermarked,
+                                         window_bounds)
 
 PLAYBACK = ("video_play", "buffering")
 
@@ -39,7 +40,7 @@ def page_minute_metrics(df: DataFrame, window: str = "1 minute", lateness: str =
             count_where(_is("click")).alias("clicks"),
             count_where(_is("add_to_cart")).alias("add_to_carts"),
             count_where(_is("purchase")).alias("purchases"),
-            F.coalesce(F.sum(F.when(_is("purchase"), F.col("quantity"))), F.lit(0)).cast("long").alias("units"),
+            sum_where("quantity", _is("purchase")).cast("long").alias("units"),
             _money(_revenue()).alias("revenue"),
             distinct_where("user_id").alias("unique_users"),
         )
@@ -130,7 +131,7 @@ def concurrent_viewers(df: DataFrame, horizon: str = "40 seconds", lateness: str
             F.collect_set(F.struct("session_id", "event_time", _is(*PLAYBACK).alias("playing"))).alias("_ev"),
             count_where(_is("video_play")).alias("starts"),
             count_where(_is("buffering")).alias("stalls"),
-            F.coalesce(F.sum(F.when(_is("buffering"), F.col("buffer_ms"))), F.lit(0)).cast("long").alias("stall_ms"),
+            sum_where("buffer_ms", _is("buffering")).cast("long").alias("stall_ms"),
         )
         .withColumn("_ev", F.array_sort("_ev"))  # by session, then time: a session's last event ends its run
         .select(F.col("window.end").alias("second"), F.size(F.expr(last_per_session)).alias("viewers"),
@@ -158,7 +159,7 @@ def product_demand(df: DataFrame, window: str = "1 hour", slide: str = "15 minut
             count_where(_is("page_view") & recent).alias("recent_views"),
             count_where(_is("click")).alias("clicks"),
             count_where(_is("add_to_cart")).alias("add_to_carts"),
-            F.coalesce(F.sum(F.when(_is("purchase"), F.col("quantity"))), F.lit(0)).cast("long").alias("units_sold"),
+            sum_where("quantity", _is("purchase")).cast("long").alias("units_sold"),
             _money(_revenue()).alias("revenue"),
             distinct_where("user_id", _is("page_view")).alias("unique_viewers"),
         )

@@ -31,6 +31,11 @@ def count_where(cond: Column) -> Column:
     return F.count(F.when(cond, True))
 
 
+def sum_where(column: str, cond: Column) -> Column:
+    """Sum of ``column`` over the rows where ``cond`` holds (0, never null)."""
+    return F.coalesce(F.sum(F.when(cond, F.col(column))), F.lit(0))
+
+
 def distinct_where(column: str, cond: Column | None = None) -> Column:
     """Exact number of distinct non-null ``column`` values (where ``cond`` holds).
 

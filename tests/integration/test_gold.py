@@ -17,7 +17,7 @@ from kappalake.ingest.producer import ProduceSpec, records
 from kappalake.lake.sinks import write_sink
 from kappalake.lake.tables import ensure_table
 from kappalake.pipelines.reference import write_reference_tables
-from kappalake.pipelines.runner import build_batch, run_pipelines, sink_schema
+from kappalake.pipelines.runner import build_batch, read_static_source, run_pipelines
 from kappalake.quality.quarantine import valid_rows
 from kappalake.transforms.gold_clickstream import page_minute_metrics, sessions
 from kappalake.transforms.gold_telemetry import zone_occupancy
@@ -82,11 +82,8 @@ def test_streamed_gold_equals_one_batch_over_silver(spark, streamed, tmp_path, n
     cfg, _, _ = streamed
     sink = cfg.pipelines[name].sink
     streamed_table = spark.read.format("delta").load(cfg.lake.table_path(sink.table))
-    batch = build_batch(spark, cfg, name)
-    path = str(tmp_path / "batch")
-    ensure_table(spark, path, sink_schema(cfg, name, batch), [], {})
-    write_sink(batch, sink, path, "batch", 0)
-    expected = spark.read.format("delta").load(path)
+    silver = read_static_source(spark, cfg, name)
+    expected = batch_through(spark, tmp_path, silver, lambda df: build_batch(spark, cfg, name, df), sink)
     if name == "gold_sessions":  # the stream writes a session once it is over; the clock's is not
         expected = expected.filter(F.col("session_id") != "clock")
     assert streamed_table.count() > 0
