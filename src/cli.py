@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--devices", type=int, default=None, help="telemetry vehicles (default producer.devices)")
     pr.add_argument("--people", type=int, default=None, help="badge holders on campus (default producer.people)")
     pr.add_argument("--diurnal", action="store_true", help="shape the rate by hour of day (rate = daily mean)")
+    pr.add_argument("--scenario", choices=["hot-truck"], default=None,
+                    help="telemetry: scripted excursions instead of random ones (hot-truck: truck-0000 engine hot for "
+                         "45 s at 25%% of the run, reefer-0005 cargo warm for 30 s at 55%%, a 4 s blip on truck-0001)")
     pr.add_argument("--processes", type=int, default=1, help="parallel producer processes with disjoint keys")
     pr.add_argument("--acks", choices=["all", "1", "0"], help="override producer.acks")
     pr.add_argument("--linger-ms", type=int, help="override producer.linger_ms")
@@ -209,7 +212,7 @@ def produce_spec(args: argparse.Namespace) -> "ProduceSpec":
             args.topic, count=args.count if args.count is not None or args.duration else 10_000,
             duration=args.duration, rate=args.rate, span=args.span, seed=args.seed if args.seed is not None else int(time.time()),
             start_ms=start, users=args.users, devices=args.devices, people=args.people, diurnal=args.diurnal,
-            faults=FaultRates(**rates))
+            faults=FaultRates(**rates), scenario=args.scenario)
     except ValueError as e:
         raise ConfigError(f"produce: {e}") from None
 

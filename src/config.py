@@ -159,7 +159,11 @@ class RankConf(_Model):
 
 
 class SinkConf(_Model):
-    table: str
+    """A Delta ``table`` (written idempotently per micro-batch) or a Kafka ``topic`` (rows with
+    ``key``/``value`` columns, at-least-once; the only sink a continuous trigger can use)."""
+
+    table: Optional[str] = None
+    topic: Optional[str] = None  # logical topic name (declared under topics)
     partition_by: list[str] = []
     # Rows whose ``_errors`` is not empty go here (with reasons, raw payload, Kafka
     # coordinates) instead of ``table``.
@@ -170,6 +174,11 @@ class SinkConf(_Model):
     mode: Literal["append", "merge"] = "append"
     keys: list[str] = []
     rank: Optional[RankConf] = None
+    # After each committed micro-batch: also send its rows as JSON to this topic (keyed by
+    # ``publish_key``; at-least-once), and/or to the notifiers under ``alerts``.
+    publish: Optional[str] = None
+    publish_key: str = "entity"
+    notify: bool = False
 
     @field_validator("table", "quarantine")
     @classmethod
@@ -180,6 +189,11 @@ class SinkConf(_Model):
 
     @model_validator(mode="after")
     def _merge_needs_keys(self) -> "SinkConf":
+        if (self.table is None) == (self.topic is None):
+            raise ValueError("set exactly one of sink.table (a Delta table, e.g. silver.clickstream) or sink.topic (a Kafka topic)")
+        if self.topic is not None and (self.quarantine or self.partition_by or self.publish or self.notify
+                                       or self.mode != "append"):
+            raise ValueError("a sink.topic (Kafka) sink takes no quarantine, partition_by, mode, publish or notify")
         if self.mode == "merge" and not self.keys:
             raise ValueError("sink.mode merge needs sink.keys, the columns that identify a row (e.g. [window_start, page])")
         if self.mode == "append" and (self.keys or self.rank):
@@ -192,18 +206,26 @@ class SinkConf(_Model):
 class TriggerConf(_Model):
     processing_time: Optional[str] = None
     available_now: bool = False
+    # Continuous processing: map/filter-only queries from Kafka to Kafka, ~ms latency,
+    # at-least-once; the value is the checkpoint interval.
+    continuous: Optional[str] = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "TriggerConf":
-        if bool(self.processing_time) == bool(self.available_now):
-            raise ValueError("set exactly one of trigger.processing_time (e.g. '5 seconds') or trigger.available_now: true")
-        if self.processing_time and not INTERVAL.match(self.processing_time.strip()):
-            raise ValueError(f"trigger.processing_time {self.processing_time!r} is not an interval like '500 milliseconds', '5 seconds' or '1 minute'")
+        if sum([bool(self.processing_time), self.available_now, bool(self.continuous)]) != 1:
+            raise ValueError("set exactly one of trigger.processing_time (e.g. '5 seconds'), trigger.available_now: true "
+                             "or trigger.continuous (e.g. '1 second')")
+        for key in ("processing_time", "continuous"):
+            value = getattr(self, key)
+            if value and not INTERVAL.match(value.strip()):
+                raise ValueError(f"trigger.{key} {value!r} is not an interval like '500 milliseconds', '5 seconds' or '1 minute'")
         return self
 
     def as_writer_kwargs(self) -> dict[str, Any]:
         if self.available_now:
             return {"availableNow": True}
+        if self.continuous:
+            return {"continuous": self.continuous}
         return {"processingTime": self.processing_time}
 
 
@@ -253,6 +275,33 @@ class PrivacyConf(_Model):
     secret: Optional[SecretStr] = None
 
 
+class AlertsConf(_Model):
+    """Where alert events go besides the Delta table and the Kafka topic: notifiers (webhooks...),
+    called off the stream's thread with retries; every outcome lands in ``deliveries_table``."""
+
+    notifiers: list[dict[str, Any]] = []  # {type: webhook, url: ..., headers: {...}} | {type: log} | {type: class, class: pkg.Cls}
+    max_attempts: int = Field(5, ge=1)
+    backoff_s: float = Field(0.5, ge=0)
+    max_backoff_s: float = Field(30.0, ge=0)
+    queue_size: int = Field(1000, ge=1)
+    deliveries_table: str = "ops.alert_deliveries"
+
+    @field_validator("notifiers")
+    @classmethod
+    def _buildable(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from kappalake.alerts.notifiers import build_notifiers
+
+        build_notifiers(v)  # ValueError names the entry and the problem
+        return v
+
+    @field_validator("deliveries_table")
+    @classmethod
+    def _table_name(cls, v: str) -> str:
+        if not TABLE_NAME.match(v):
+            raise ValueError(f"table name {v!r} must look like 'layer.name' (e.g. ops.alert_deliveries)")
+        return v
+
+
 class PipelineConf(_Model):
     source: SourceConf
     # A transform is a name, or a mapping {name: ..., <parameter>: <value>, ...}.
@@ -272,16 +321,19 @@ class Config(_Model):
     producer: ProducerConf = ProducerConf()
     reference: ReferenceConf = ReferenceConf()
     privacy: PrivacyConf = PrivacyConf()
+    alerts: AlertsConf = AlertsConf()
     pipelines: dict[str, PipelineConf]
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":
         for name, p in self.pipelines.items():
-            if p.source.topic is not None and p.source.topic not in self.topics:
-                raise ValueError(
-                    f"pipelines.{name}.source.topic {p.source.topic!r} is not declared under topics "
-                    f"(declared: {', '.join(sorted(self.topics))})"
-                )
+            for key, topic in (("source.topic", p.source.topic), ("sink.topic", p.sink.topic), ("sink.publish", p.sink.publish)):
+                if topic is not None and topic not in self.topics:
+                    raise ValueError(f"pipelines.{name}.{key} {topic!r} is not declared under topics "
+                                     f"(declared: {', '.join(sorted(self.topics))})")
+            if p.trigger.continuous and (p.source.topic is None or p.sink.topic is None):
+                raise ValueError(f"pipelines.{name}.trigger.continuous needs a Kafka source.topic and a Kafka sink.topic "
+                                 "(Spark's continuous processing runs Kafka -> Kafka only)")
         if self.broker.mode == "embedded":
             local = f"127.0.0.1:{self.broker.port}"
             if self.kafka.bootstrap_servers not in (None, local, f"localhost:{self.broker.port}"):
@@ -301,9 +353,10 @@ class Config(_Model):
 
     def tables(self) -> list[str]:
         """Every table the configuration names: pipeline sinks, quarantines and reference dimensions."""
-        sinks = {p.sink.table for p in self.pipelines.values()}
+        sinks = {p.sink.table for p in self.pipelines.values() if p.sink.table}
         quarantines = {p.sink.quarantine for p in self.pipelines.values() if p.sink.quarantine}
-        return sorted(sinks | quarantines | set(self.reference.tables.values()))
+        deliveries = {self.alerts.deliveries_table} if any(p.sink.notify for p in self.pipelines.values()) else set()
+        return sorted(sinks | quarantines | deliveries | set(self.reference.tables.values()))
 
     def topic_name(self, logical: str) -> str:
         return self.topics[logical].name or logical
@@ -313,6 +366,11 @@ class Config(_Model):
         data = self.model_dump(mode="json")
         data["kafka"]["sasl_password"] = "******" if self.kafka.sasl_password else None
         data["privacy"]["secret"] = "******" if self.privacy.secret else None
+        for n in data["alerts"]["notifiers"]:  # webhook URLs and headers often carry tokens
+            if "url" in n:
+                n["url"] = re.sub(r"^(\w+://[^/?#]*).*", r"\1/******", str(n["url"]))
+            if "headers" in n:
+                n["headers"] = {k: "******" for k in n["headers"] or {}}
         data["kafka"]["options"] = {k: ("******" if SECRET_KEY.search(k) else v) for k, v in self.kafka.options.items()}
         return data
 

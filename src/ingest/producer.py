@@ -177,6 +177,7 @@ class ProduceSpec:
     diurnal: bool = False
     faults: FaultRates = FaultRates()
     shard: Shard = Shard()
+    scenario: str | None = None  # telemetry: scripted episodes, e.g. "hot-truck"
 
     def __post_init__(self) -> None:
         if self.count is None and self.duration is None:
@@ -187,6 +188,21 @@ class ProduceSpec:
             raise ValueError("rate must be > 0 events/s")
         if self.span is not None and (self.span <= 0 or self.rate is not None or not self.count):
             raise ValueError("span (simulated seconds) needs a count and no rate, and must be > 0")
+        if self.scenario is not None:
+            from kappalake.ingest.simulators.telemetry import SCENARIOS
+
+            if self.topic != "telemetry" or self.scenario not in SCENARIOS:
+                raise ValueError(f"scenario {self.scenario!r}: telemetry scenarios are {', '.join(sorted(SCENARIOS))}")
+
+    def span_ms(self) -> int:
+        """Simulated milliseconds the whole run covers (for scripted scenarios)."""
+        if self.span:
+            return int(self.span * 1000)
+        if self.count and not self.rate:
+            return int(self.count / DEFAULT_SIM_RATE * 1000)
+        if self.count and self.rate:
+            return int(self.count / self.rate * 1000)
+        return int((self.duration or 0) * 1000)
 
     def resolved_start_ms(self) -> int:
         """Explicit start; else now when paced, else so that the last event time is about now."""
@@ -230,7 +246,7 @@ def simulate(cfg: Config, spec: ProduceSpec) -> Iterator[SimEvent]:
     if spec.topic == "telemetry":
         people = cfg.producer.people if spec.people is None else spec.people
         return iter(TelemetrySimulator(ref, spec.seed, start, rate, spec.devices or cfg.producer.devices, people,
-                                       spec.diurnal, spec.shard))
+                                       spec.diurnal, spec.shard, scenario=spec.scenario, span_ms=spec.span_ms()))
     raise ConfigError(f"no simulator for topic {spec.topic!r}; simulators exist for clickstream and telemetry")
 
 

@@ -7,6 +7,7 @@ the rest to the table; both writes are idempotent with their own transaction app
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import threading
@@ -20,8 +21,9 @@ from pyspark.sql.types import StructType
 
 from delta.tables import DeltaTable
 
+from kappalake.alerts.delivery import BatchDelivery
 from kappalake.config import Config, ConfigError, TriggerConf
-from kappalake.ingest.kafka_clients import spark_source_options
+from kappalake.ingest.kafka_clients import spark_kafka_options, spark_source_options
 from kappalake.lake.sinks import table_schema, write_sink
 from kappalake.lake.tables import ensure_table
 from kappalake.lake.writers import append_idempotent
@@ -77,7 +79,7 @@ def _depth(cfg: Config, name: str, seen: frozenset[str] = frozenset()) -> int:
     return 1 + max((_depth(cfg, n, seen | {name}) for n in _writers_of(cfg, table)), default=0)
 
 
-def _writers_of(cfg: Config, table: str) -> list[str]:
+def _writers_of(cfg: Config, table: str | None) -> list[str]:
     """The pipelines whose sink is ``table``."""
     return [n for n, p in cfg.pipelines.items() if p.sink.table == table]
 
@@ -111,9 +113,13 @@ def read_source(spark: SparkSession, cfg: Config, pipeline: str) -> DataFrame:
     return reader.load(path)
 
 
-def apply_transforms(spark: SparkSession, cfg: Config, df: DataFrame, specs: Iterable[TransformSpec]) -> DataFrame:
-    """Apply configured transforms in order, binding table parameters and the privacy secret."""
-    for spec in specs:
+def apply_transforms(spark: SparkSession, cfg: Config, df: DataFrame, specs: Iterable[TransformSpec],
+                     pipeline: str | None = None) -> DataFrame:
+    """Apply configured transforms in order, binding table parameters and the privacy secret.
+
+    A transform rejecting its parameters (ValueError) is a configuration error naming the step.
+    """
+    for i, spec in enumerate(specs):
         kwargs = dict(spec.params)
         for param, table in spec.tables.items():
             path = cfg.lake.table_path(table)
@@ -123,7 +129,11 @@ def apply_transforms(spark: SparkSession, cfg: Config, df: DataFrame, specs: Ite
             kwargs[param] = spark.read.format("delta").load(path)
         if spec.needs_secret:
             kwargs["secret"] = cfg.privacy.secret.get_secret_value()
-        df = get_transform(spec.name)(df, **kwargs)
+        try:
+            df = get_transform(spec.name)(df, **kwargs)
+        except (ValueError, TypeError) as e:
+            where = f"pipelines.{pipeline}.transforms[{i}]" if pipeline else f"transform {spec.name}"
+            raise ConfigError(f"{where} ({spec.name}): {e}") from None
     return df
 
 
@@ -161,7 +171,7 @@ def build_batch(spark: SparkSession, cfg: Config, name: str, source: DataFrame |
     Delta ``version``). The same functions the stream runs, so the result equals what the
     stream wrote from the same input."""
     df = source if source is not None else read_static_source(spark, cfg, name, version)
-    return apply_transforms(spark, cfg, df, transform_specs(cfg, name))
+    return apply_transforms(spark, cfg, df, transform_specs(cfg, name), name)
 
 
 def sink_schema(cfg: Config, name: str, df: DataFrame) -> StructType:
@@ -170,10 +180,17 @@ def sink_schema(cfg: Config, name: str, df: DataFrame) -> StructType:
     return table_schema(valid_rows(df).schema if sink.quarantine else df.schema, sink)
 
 
-def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: TriggerConf | None = None) -> StreamingQuery:
-    """Start one pipeline's streaming query; its Delta table(s) are created first if missing."""
+def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: TriggerConf | None = None,
+                   closers: list[Callable[[], object]] | None = None) -> StreamingQuery:
+    """Start one pipeline's streaming query; its Delta table(s) are created first if missing.
+
+    ``closers`` collects what must run after the query stops (notifications under way).
+    """
     p = cfg.pipelines[name]
-    df = apply_transforms(spark, cfg, read_source(spark, cfg, name), transform_specs(cfg, name))
+    trigger = trigger or p.trigger
+    df = apply_transforms(spark, cfg, read_source(spark, cfg, name), transform_specs(cfg, name), name)
+    if p.sink.topic is not None:
+        return _start_kafka_sink(spark, cfg, name, df, trigger)
     path = cfg.lake.table_path(p.sink.table)
     props = dict(cfg.lake.table_properties)
     qpath = None
@@ -182,11 +199,15 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
             raise ConfigError(f"pipelines.{name}.sink.quarantine needs a transform that reports errors (parse_events)")
         qpath = cfg.lake.table_path(p.sink.quarantine)
         ensure_table(spark, qpath, quarantine_rows(df, name).schema, ["kafka_date"], props)
-    missing = [k for k in p.sink.keys + p.sink.partition_by if k not in df.columns]
+    missing = [k for k in p.sink.keys + p.sink.partition_by + ([p.sink.publish_key] if p.sink.publish else [])
+               if k not in df.columns]
     if missing:
         raise ConfigError(f"pipelines.{name}.sink names columns the transforms do not produce: {', '.join(missing)}; "
                           f"columns: {', '.join(df.columns)}")
     ensure_table(spark, path, sink_schema(cfg, name, df), p.sink.partition_by, props)
+    delivery = BatchDelivery(spark, cfg, name, p.sink)
+    if closers is not None and delivery.dispatcher is not None:
+        closers.append(delivery.close)
 
     # The query id is persisted in the checkpoint, so it is stable across restarts and new
     # when the checkpoint is reset: exactly what the Delta transaction app id must be.
@@ -194,16 +215,23 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         app_id = f"kappalake/{name}/{query_id.get()}"
-        if qpath is None:
+        if qpath is None and not delivery.active:
             write_sink(batch, p.sink, path, app_id, batch_id)
             return
-        # Persisted: the split reads the batch once per side.
+        # Persisted: the split reads the batch once per side, delivery once more.
         batch = batch.persist()
         try:
+            if qpath is None:
+                if not batch.isEmpty():
+                    write_sink(batch, p.sink, path, app_id, batch_id)
+                    delivery.deliver(batch)  # after the commit: Delta exactly once, then Kafka/notifiers
+                return
             counts = dict(batch.groupBy(is_valid()).count().collect())
             # An empty side is skipped; a replay of this batch has the same rows, so it skips it too.
             if counts.get(True):
                 append_idempotent(valid_rows(batch), path, app_id=app_id, version=batch_id)
+                if delivery.active:
+                    delivery.deliver(valid_rows(batch))
             if counts.get(False):
                 append_idempotent(quarantine_rows(batch, name), qpath, app_id=f"{app_id}/quarantine", version=batch_id)
         finally:
@@ -213,12 +241,44 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
         df.writeStream.queryName(name)
         .outputMode("update" if p.sink.mode == "merge" else "append")
         .option("checkpointLocation", cfg.lake.checkpoint_path(name))
-        .trigger(**(trigger or p.trigger).as_writer_kwargs())
+        .trigger(**trigger.as_writer_kwargs())
         .foreachBatch(write_batch)
         .start()
     )
     query_id.set(str(query.id))
     return query
+
+
+def _start_kafka_sink(spark: SparkSession, cfg: Config, name: str, df: DataFrame, trigger: TriggerConf) -> StreamingQuery:
+    """Rows with ``key``/``value`` to a Kafka topic: at-least-once, micro-batch or continuous."""
+    p = cfg.pipelines[name]
+    if "value" not in df.columns:
+        raise ConfigError(f"pipelines.{name}.sink.topic needs a 'value' column (and optionally 'key') from the transforms; "
+                          f"columns: {', '.join(df.columns)}")
+    if trigger.continuous:
+        _check_continuous_slots(spark, cfg, name)
+    return (
+        df.select(*[c for c in ("key", "value") if c in df.columns]).writeStream.queryName(name)
+        .format("kafka").options(**spark_kafka_options(cfg)).option("topic", cfg.topic_name(p.sink.topic))
+        .option("checkpointLocation", cfg.lake.checkpoint_path(name))
+        .trigger(**trigger.as_writer_kwargs())
+        .start()
+    )
+
+
+def _check_continuous_slots(spark: SparkSession, cfg: Config, name: str) -> None:
+    """A continuous query holds one task slot per Kafka partition for as long as it runs."""
+    master = spark.sparkContext.master
+    m = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\d+)?\])?", master)
+    if not m:
+        return
+    slots = (os.cpu_count() or 1) if m.group(1) == "*" else int(m.group(1) or 1)
+    partitions = cfg.topics[cfg.pipelines[name].source.topic].partitions
+    if slots < partitions + 1:
+        raise ConfigError(
+            f"pipelines.{name}.trigger.continuous holds {partitions} task slots (one per partition of its topic) for as "
+            f"long as it runs, and spark.master {master!r} has {slots}: set spark.master: local[{partitions + 2}] or more "
+            f"(threads, not cores), or use trigger.processing_time")
 
 
 def run_pipelines(
@@ -241,6 +301,7 @@ def run_pipelines(
     restore = _install_signal_handlers(stop)
     start = time.monotonic()
     queries: dict[str, StreamingQuery] = {}
+    closers: list[Callable[[], object]] = []
     seen: dict[str, int] = {}
     reports = {n: QueryReport(n, 0, 0, 0.0) for n in selected}
     if all((trigger or cfg.pipelines[n].trigger).available_now for n in selected):
@@ -251,7 +312,7 @@ def run_pipelines(
         for wave in waves:
             wave_start = time.monotonic()
             for n in wave:
-                queries[n] = start_pipeline(spark, cfg, n, trigger)
+                queries[n] = start_pipeline(spark, cfg, n, trigger, closers)
             while any(queries[n].isActive for n in wave):
                 if stop.is_set() or (timeout is not None and time.monotonic() - start > timeout):
                     break
@@ -270,6 +331,8 @@ def run_pipelines(
         for q in queries.values():
             if q.isActive:
                 q.stop()
+        for close in closers:
+            close()
         restore()
     _collect_progress(queries, seen, reports, on_progress)
     for n, q in queries.items():

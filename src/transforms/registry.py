@@ -15,6 +15,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame
 
+from kappalake.transforms.anomalies import hard_limit_flags, rate_anomalies, temperature_anomalies
 from kappalake.transforms.bronze import bronze_record
 from kappalake.transforms.dedup import dedup
 from kappalake.transforms.enrich import enrich_clickstream, enrich_telemetry
@@ -44,6 +45,9 @@ TRANSFORMS: dict[str, Transform] = {
     "device_minute_stats": device_minute_stats,
     "zone_occupancy": zone_occupancy,
     "fleet_health": fleet_health,
+    "temperature_anomalies": temperature_anomalies,
+    "rate_anomalies": rate_anomalies,
+    "hard_limit_flags": hard_limit_flags,
 }
 SECRET_PARAM = "secret"
 

@@ -22,10 +22,14 @@ def err(overrides=None, profile="local", **kw) -> str:
 def test_shipped_profiles_are_valid(monkeypatch):
     cfg = load_config("local", CONF)
     assert cfg.bootstrap_servers == "127.0.0.1:9092"
-    layers = {"bronze": 2, "silver": 2, "gold": 8}
+    layers = {"bronze": 2, "silver": 2, "gold": 8, "alerts": 3}
     assert {layer: sum(n.startswith(layer + "_") for n in cfg.pipelines) for layer in layers} == layers
     order = validate_pipelines(cfg)  # each after what it reads
-    assert order[2:4] == ["silver_clickstream", "silver_telemetry"] and all(n.startswith("gold_") for n in order[4:])
+    depth = {n: i for i, n in enumerate(order)}
+    assert depth["alerts_fast"] < depth["silver_telemetry"]  # reads Kafka
+    assert depth["bronze_telemetry"] < depth["silver_telemetry"] < depth["alerts_telemetry"]
+    assert max(depth[n] for n in order if n.startswith("silver_")) < min(depth[n] for n in order if n.startswith("gold_"))
+    assert cfg.pipelines["alerts_fast"].trigger.continuous and cfg.pipelines["alerts_fast"].sink.topic == "alerts"
     assert cfg.redacted()["privacy"]["secret"] == "******"
     for var, value in {
         "KAPPALAKE_BOOTSTRAP_SERVERS": "b-1.msk:9096,b-2.msk:9096",
@@ -176,3 +180,24 @@ def test_cli_reports_config_error_with_exit_code_2(capsys):
     out = capsys.readouterr().err
     assert "configuration error" in out and "broker.port" in out
     assert main(["--conf-dir", str(CONF), "config", "validate"]) == 0
+
+
+def test_alert_sinks_and_continuous_trigger_are_checked():
+    assert "set exactly one of sink.table" in err({"pipelines.alerts_fast.sink.table": "ops.x"})
+    assert "pipelines.alerts_fast.sink.topic 'nope' is not declared under topics" in err(
+        {"pipelines.alerts_fast.sink.topic": "nope"})
+    assert "pipelines.alerts_telemetry.sink.publish 'nope' is not declared" in err(
+        {"pipelines.alerts_telemetry.sink.publish": "nope"})
+    msg = err({"pipelines.alerts_telemetry.trigger": {"continuous": "1 second", "processing_time": None}})
+    assert "pipelines.alerts_telemetry.trigger.continuous needs a Kafka source.topic and a Kafka sink.topic" in msg
+    assert "trigger.continuous 'often' is not an interval" in err({"pipelines.alerts_fast.trigger.continuous": "often"})
+
+
+def test_notifier_entries_are_checked_at_load_and_redacted():
+    assert "alerts.notifiers[1]: unknown type 'pager'" in err(
+        {"alerts.notifiers": [{"type": "log"}, {"type": "pager"}]})
+    cfg = load_config("local", CONF, overrides={"alerts.notifiers": [
+        {"type": "webhook", "url": "https://hooks.example.com/T0/B1/secret?x=1", "headers": {"Authorization": "Bearer t"}}]})
+    shown = cfg.redacted()["alerts"]["notifiers"][0]
+    assert shown["url"] == "https://hooks.example.com/******" and shown["headers"] == {"Authorization": "******"}
+    assert "ops.alert_deliveries" in cfg.tables() and "ops.alerts" in cfg.tables()

@@ -45,6 +45,26 @@ class HotEpisode:
     peak_c: float
 
 
+@dataclass(frozen=True)
+class ForcedEpisode:
+    """A scripted temperature excursion: vehicle index, sensor, start as a fraction of the
+    span, length in seconds and how far above the vehicle's normal temperature it peaks."""
+
+    vehicle: int
+    sensor: str
+    at: float
+    seconds: float
+    rise_c: float
+
+
+# `produce telemetry --scenario hot-truck`: two excursions long enough to alert (10 s rule),
+# one too short to; random episodes are off, so these are the whole ground truth.
+SCENARIOS: dict[str, list[ForcedEpisode]] = {
+    "hot-truck": [ForcedEpisode(0, "engine", 0.25, 45, 25.0), ForcedEpisode(5, "cargo", 0.55, 30, 10.0),
+                  ForcedEpisode(1, "engine", 0.40, 4, 25.0)],
+}
+
+
 @dataclass
 class Vehicle:
     device_id: str
@@ -78,10 +98,16 @@ class TelemetrySimulator(Simulation):
     """Seeded telemetry; iterate for :class:`SimEvent` in event-time order (keyed by device_id)."""
 
     def __init__(self, ref: Reference, seed: int, start_ms: int, rate: float = 1000.0, devices: int = 200,
-                 people: int = 1500, diurnal: bool = False, shard: Shard = Shard(), hot_per_hour: float = 0.5):
+                 people: int = 1500, diurnal: bool = False, shard: Shard = Shard(), hot_per_hour: float = 0.5,
+                 scenario: str | None = None, span_ms: int = 0):
         super().__init__(f"telemetry/{seed}/{shard.index}", start_ms)
         if rate <= 0 or devices < 1 or people < 0:
             raise ValueError("rate must be > 0, devices >= 1, people >= 0")
+        if scenario is not None and scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {scenario!r}; scenarios: {', '.join(sorted(SCENARIOS))}")
+        forced = SCENARIOS.get(scenario, [])
+        if forced:
+            hot_per_hour = 0.0
         self.ref = ref
         self.diurnal = diurnal
         self.hot_per_hour = hot_per_hour
@@ -99,6 +125,8 @@ class TelemetrySimulator(Simulation):
             v = self._make_vehicle(i, seed, routes)
             v.last_ms = start_ms
             self.schedule(start_ms + int(self.rng.uniform(0, self.period_ms)), lambda t, v=v: self._reading(t, v))
+            for f in (f for f in forced if f.vehicle == i):
+                self.schedule(start_ms + int(f.at * span_ms), lambda t, v=v, f=f: self._force(t, v, f))
         for p in self.people:
             if self.rng.random() < 0.6:
                 p.zone = self._pick_zone.draw(self.rng)
@@ -176,6 +204,13 @@ class TelemetrySimulator(Simulation):
                 if v.fuel < 15:
                     v.fuel = self.rng.uniform(92, 100)
                 return
+
+    def _force(self, t: int, v: Vehicle, f: ForcedEpisode) -> None:
+        if f.sensor == "cargo" and v.cargo_base is None:
+            return
+        base = v.engine_base if f.sensor == "engine" else v.cargo_base
+        v.hot = HotEpisode(v.device_id, f.sensor, t, t + int(f.seconds * 1000), round(base + f.rise_c, 1))
+        self.episodes.append(v.hot)
 
     def _temperatures(self, t: int, v: Vehicle, dt: float, parked: bool) -> None:
         rng = self.rng

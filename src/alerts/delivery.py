@@ -1,0 +1,81 @@
+"""After a micro-batch is committed to Delta: publish its rows to Kafka and hand them to notifiers.
+
+Guarantees, per path (see README "Alerts"):
+- Delta table: exactly once (the batch is appended with ``txnAppId``/``txnVersion`` first).
+- Kafka topic: at-least-once. A batch replayed after a crash is sent again; every message
+  carries ``alert_id`` and ``event`` so consumers can drop repeats.
+- Notifiers: at-least-once while the job runs, never blocking the stream (a bounded queue
+  and a worker thread, retries with backoff). A webhook gets ``Idempotency-Key:
+  <alert_id>:<event>``. Every outcome (delivered, failed after retries, dropped) is appended
+  to ``alerts.deliveries_table``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from kappalake.alerts.notifiers import Delivery, Dispatcher, build_notifiers
+from kappalake.config import Config, SinkConf
+from kappalake.ingest.kafka_clients import spark_kafka_options
+from kappalake.lake.tables import ensure_table
+
+DELIVERY_SCHEMA = ("alert_id string, event string, notifier string, status string, attempts int, error string, "
+                   "finished_at string, pipeline string")
+
+
+def publish_rows(batch: DataFrame, cfg: Config, topic: str, key: str) -> None:
+    """Send every row of ``batch`` to Kafka ``topic`` as compact JSON, keyed by column ``key``."""
+    (
+        batch.select(F.col(key).cast("string").alias("key"), F.to_json(F.struct(*batch.columns)).alias("value"))
+        .write.format("kafka").options(**spark_kafka_options(cfg)).option("topic", cfg.topic_name(topic)).save()
+    )
+
+
+class BatchDelivery:
+    """Publishing and notifying for one pipeline's sink (created when its query starts)."""
+
+    def __init__(self, spark: SparkSession, cfg: Config, pipeline: str, sink: SinkConf):
+        self.spark, self.cfg, self.pipeline, self.sink = spark, cfg, pipeline, sink
+        self.dispatcher: Dispatcher | None = None
+        if sink.notify and cfg.alerts.notifiers:
+            a = cfg.alerts
+            self.dispatcher = Dispatcher(build_notifiers(a.notifiers), max_attempts=a.max_attempts, backoff_s=a.backoff_s,
+                                         max_backoff_s=a.max_backoff_s, queue_size=a.queue_size)
+            self.table = cfg.lake.table_path(a.deliveries_table)
+            ensure_table(spark, self.table, _delivery_schema(), [], dict(cfg.lake.table_properties))
+
+    @property
+    def active(self) -> bool:
+        return bool(self.sink.publish or self.dispatcher)
+
+    def deliver(self, rows: DataFrame) -> None:
+        """Publish and notify the committed rows of one batch (``rows`` is persisted by the caller)."""
+        if self.sink.publish:
+            publish_rows(rows, self.cfg, self.sink.publish, self.sink.publish_key)
+        if self.dispatcher is not None:
+            self.dispatcher.submit(json.loads(r) for r in rows.toJSON().collect())
+            self._record(self.dispatcher.drain())
+
+    def close(self, timeout_s: float = 10.0) -> list[Delivery]:
+        """Wait (bounded) for notifications under way and record every outcome."""
+        if self.dispatcher is None:
+            return []
+        outcomes = self.dispatcher.close(timeout_s)
+        self._record(outcomes)
+        return outcomes
+
+    def _record(self, outcomes: list[Delivery]) -> None:
+        if not outcomes:
+            return
+        rows: list[dict[str, Any]] = [o.as_dict() | {"pipeline": self.pipeline} for o in outcomes]
+        self.spark.createDataFrame(rows, _delivery_schema()).write.format("delta").mode("append").save(self.table)
+
+
+def _delivery_schema():
+    from pyspark.sql.types import StructType
+
+    return StructType.fromDDL(DELIVERY_SCHEMA)
