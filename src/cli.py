@@ -84,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("summary", help="rows, files and versions of every configured Delta table")
 
+    al = sub.add_parser("alerts", help="follow the alerts topic (episodes from the detectors, fast-path flags)")
+    al.add_argument("action", choices=["tail"])
+    al.add_argument("--from-beginning", action="store_true", help="start at the oldest alert kept (default: new ones)")
+    al.add_argument("--max", type=int, default=None, help="stop after this many alerts")
+    al.add_argument("--timeout", type=float, default=None, help="stop after this many seconds without an alert")
+    al.add_argument("--json", action="store_true", help="print each alert as one JSON line")
+    al.add_argument("--topic", default="alerts", help="logical topic (default: alerts)")
+
     d = sub.add_parser("demo", help="the main job: broker, producers, ingestion to completion, summary")
     d.add_argument("--events", type=int, default=5000, help="events per topic (default 5000)")
     d.add_argument("--faults", type=float, default=0.005, metavar="RATE",
@@ -315,6 +323,20 @@ def cmd_summary(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts(cfg: Config, args: argparse.Namespace) -> int:
+    from kappalake.alerts.tail import tail
+
+    if args.topic not in cfg.topics:
+        raise ConfigError(f"--topic {args.topic!r} is not declared under topics (declared: {', '.join(sorted(cfg.topics))})")
+    try:
+        tail(cfg, as_json=args.json, topic=args.topic, from_beginning=args.from_beginning, max_messages=args.max,
+             timeout_s=args.timeout, out=lambda line: print(line, flush=True))
+    except ValueError as e:
+        print(f"kappalake: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.ingest.broker import LocalBroker
     from kappalake.ingest.faults import FaultRates
@@ -335,11 +357,12 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
         print(f"[2/5] topics: {', '.join(cfg.topic_name(t) for t in cfg.topics)}")
         ensure_topics(cfg)
         print(f"[3/5] simulating {args.events:,} events per topic over the last {args.minutes:g} minutes (sessions "
-              f"and funnels; vehicles on routes, badge sensors), each fault kind at {args.faults:g}")
+              f"and funnels; vehicles on routes, badge sensors, the hot-truck scenario), each fault kind at {args.faults:g}")
         # A small world, so that a few thousand events fill the span: sessions finish, zones fill.
         world = {"users": 1000, "devices": 20, "people": 400}
         for i, topic in enumerate(sorted({t for n in names if (t := cfg.pipelines[n].source.topic)})):
-            stats = produce(cfg, ProduceSpec(topic, count=args.events, seed=int(time.time()) + i,
+            scenario = "hot-truck" if topic == "telemetry" else None  # scripted excursions the alerts must catch
+            stats = produce(cfg, ProduceSpec(topic, count=args.events, seed=int(time.time()) + i, scenario=scenario,
                                              span=args.minutes * 60, faults=FaultRates.uniform(args.faults), **world))
             print(f"      {topic}: {stats.acked:,} acked, {stats.errors} errors, {stats.rate:,.0f} events/s, "
                   f"{sum(stats.faults.values()):,} with injected faults")
@@ -355,6 +378,7 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
         print_summary(spark, cfg)
         print_quarantine_reasons(spark, cfg)
         print_gold_highlights(spark, cfg)
+        print_alerts(spark, cfg)
     finally:
         if started_here and not args.keep_broker:
             broker.stop()
@@ -442,6 +466,39 @@ def print_gold_highlights(spark: Any, cfg: Config) -> None:
               f"{t['low_fuel']} low on fuel")
 
 
+def print_alerts(spark: Any, cfg: Config) -> None:
+    """The alert episodes in ops.alerts and what the alerts topic holds (episodes and fast-path flags)."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    from kappalake.alerts.tail import follow
+
+    tables = sorted({p.sink.table for p in cfg.pipelines.values() if p.sink.publish or p.sink.notify})
+    for table in tables:
+        path = cfg.lake.table_path(table)
+        if not DeltaTable.isDeltaTable(spark, path):
+            continue
+        df = spark.read.format("delta").load(path)
+        opens = df.filter(F.col("event") == "open").alias("o")
+        closes = df.filter(F.col("event") == "close").alias("c")
+        episodes = (opens.join(closes, "alert_id", "left")
+                    .select("o.kind", "o.entity", "o.metric", "o.reason", "o.started_at", "o.value", "c.ended_at",
+                            "c.duration_s", "c.peak").orderBy("started_at", "entity").collect())
+        print(f"{table}: {len(episodes)} alert episodes" + (":" if episodes else ""))
+        for e in episodes[:12]:
+            end = (f"closed after {e['duration_s']:.0f} s, peak {e['peak']:g}" if e["ended_at"] is not None
+                   else "still open")
+            print(f"      {e['started_at']:%H:%M:%S} {e['kind']} {e['entity']} {e['metric']} {e['reason']} "
+                  f"(value {e['value']:g}), {end}")
+    for topic in sorted({t for p in cfg.pipelines.values() for t in (p.sink.publish, p.sink.topic) if t}):
+        kinds: dict[str, int] = {}
+        for _key, alert in follow(cfg, topic, from_beginning=True, timeout_s=2.0):
+            kind = alert.get("event", "?") if isinstance(alert, dict) else "not JSON"
+            kinds[kind] = kinds.get(kind, 0) + 1
+        print(f"topic {cfg.topic_name(topic)}: {sum(kinds.values()):,} messages (" +
+              (", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items())) or "none") + ")")
+
+
 COMMANDS = {
     "config": cmd_config,
     "broker": cmd_broker,
@@ -451,5 +508,6 @@ COMMANDS = {
     "reference": cmd_reference,
     "ingest": cmd_ingest,
     "summary": cmd_summary,
+    "alerts": cmd_alerts,
     "demo": cmd_demo,
 }

@@ -355,7 +355,8 @@ class Config(_Model):
         """Every table the configuration names: pipeline sinks, quarantines and reference dimensions."""
         sinks = {p.sink.table for p in self.pipelines.values() if p.sink.table}
         quarantines = {p.sink.quarantine for p in self.pipelines.values() if p.sink.quarantine}
-        deliveries = {self.alerts.deliveries_table} if any(p.sink.notify for p in self.pipelines.values()) else set()
+        notifying = self.alerts.notifiers and any(p.sink.notify for p in self.pipelines.values())
+        deliveries = {self.alerts.deliveries_table} if notifying else set()
         return sorted(sinks | quarantines | deliveries | set(self.reference.tables.values()))
 
     def topic_name(self, logical: str) -> str:

@@ -34,6 +34,9 @@ def get_spark(cfg: Config, app_name: str | None = None) -> SparkSession:
         "spark.sql.extensions": DELTA_EXTENSION,
         "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
         "spark.sql.shuffle.partitions": str(cfg.spark.shuffle_partitions),
+        # pyspark 4.0's grouped-state serializer concatenates empty frames, and pandas warns
+        # about it on every state update; the warning is about pandas' future, not our data.
+        "spark.executorEnv.PYTHONWARNINGS": "ignore::FutureWarning",
         **cfg.spark.conf,
     }
     for key, value in settings.items():

@@ -38,6 +38,7 @@ def make_config(base: dict[str, Any], tmp: Path, **overrides: Any) -> Config:
         **base,
         "topics.clickstream.name": f"clickstream_{suffix}",
         "topics.telemetry.name": f"telemetry_{suffix}",
+        "topics.alerts.name": f"alerts_{suffix}",
         "lake.root": str(tmp / "lake"),
         "lake.checkpoint_root": str(tmp / "checkpoints"),
         "spark.master": "local[2]",

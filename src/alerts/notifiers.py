@@ -69,8 +69,9 @@ class LogNotifier:
         self.name = name
 
     def send(self, alert: dict[str, Any]) -> None:
-        log.warning("alert %s %s %s %s: %s", alert.get("event"), alert.get("severity"), alert.get("kind"),
-                    alert.get("entity"), json.dumps(alert, default=str, sort_keys=True))
+        log.warning("alert %s %s %s %s %s=%s %s [%s]", alert.get("event"), alert.get("severity"), alert.get("kind"),
+                    alert.get("entity"), alert.get("metric"), alert.get("value"), alert.get("reason"),
+                    alert.get("alert_id"))
 
 
 @dataclass
