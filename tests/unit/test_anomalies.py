@@ -10,7 +10,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from kappalake.config import ConfigError, SinkConf, load_config
-from kappalake.pipelines.runner import apply_transforms, transform_specs
+from kappalake.pipelines.runner import apply_transforms, start_pipeline, transform_specs
 from kappalake.transforms.anomalies import hard_limit_flags, rate_anomalies, temperature_anomalies
 from tests.conftest import CONF_DIR
 from tests.stream_harness import batch_through, stream_batches
@@ -145,3 +145,11 @@ def test_bad_detector_parameters_fail_at_start_naming_the_step(spark, params, me
     with pytest.raises(ConfigError, match=r"pipelines\.alerts_telemetry\.transforms\[0\] \(temperature_anomalies\)") as e:
         apply_transforms(spark, cfg, df, transform_specs(cfg, "alerts_telemetry"), "alerts_telemetry")
     assert message in str(e.value)
+
+
+def test_continuous_trigger_needs_a_slot_per_partition(spark, tmp_path):
+    # The test session runs local[2]; the telemetry topic has 3 partitions.
+    cfg = load_config("local", CONF_DIR, overrides={"lake.checkpoint_root": str(tmp_path)})
+    with pytest.raises(ConfigError, match=r"pipelines\.alerts_fast\.trigger\.continuous holds 3 task slots .* "
+                                          r"spark\.master 'local\[2\]' has 2: set spark\.master: local\[5\]"):
+        start_pipeline(spark, cfg, "alerts_fast")
