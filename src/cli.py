@@ -381,6 +381,10 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
         print_alerts(spark, cfg)
     finally:
         if started_here and not args.keep_broker:
+            from pyspark.sql import SparkSession
+
+            if (active := SparkSession.getActiveSession()) is not None:
+                active.stop()  # first, or its cached Kafka producers warn about the vanished broker
             broker.stop()
             print("broker stopped")
     return 0

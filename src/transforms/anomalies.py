@@ -61,16 +61,16 @@ _METRIC_KEYS = {"low", "high", "vehicle_types", "min_std"}
 def temperature_anomalies(df: DataFrame, min_duration: str = "10 seconds", lateness: str = "5 seconds",
                           idle_timeout: str = "5 minutes", metrics: dict[str, dict[str, Any]] | None = None,
                           baseline_k: float | None = 4.0, baseline_alpha: float = 0.05, baseline_min_samples: int = 30,
-                          severity: str = "critical") -> DataFrame:
+                          baseline_reset: str | None = "10 minutes", severity: str = "critical") -> DataFrame:
     """Per vehicle and metric, one alert per episode of readings outside the normal band that
     lasts ``min_duration`` (open when it does, close when the value is back or the vehicle
     is silent for ``idle_timeout``). ``metrics``: column -> {low, high, vehicle_types (the
     static band applies to these only), min_std (floor of the baseline's deviation)}; the
-    baseline (``baseline_k`` deviations of an EWMA, ``null`` to switch it off) applies to all."""
+    baseline (``baseline_k`` deviations of an EWMA, ``null`` to switch it off) applies to all;
+    a deviation from the baseline alone that lasts ``baseline_reset`` becomes the new normal."""
     metrics = _check_metrics(metrics if metrics is not None else DEFAULT_METRICS, df.columns)
-    rules = {m: EpisodeRules("temperature", m, _ms(min_duration, "min_duration"), _ms(idle_timeout, "idle_timeout"),
-                             baseline_k, baseline_alpha, baseline_min_samples, float(spec.get("min_std", 0.0)), severity)
-             for m, spec in metrics.items()}
+    rules = temperature_rules(metrics, min_duration, idle_timeout, baseline_k, baseline_alpha, baseline_min_samples,
+                              baseline_reset, severity)
     lateness_ms = _ms(lateness, "lateness")
     df = df.withWatermark("event_time", lateness) if df.isStreaming else df
     vehicles = df.filter(F.col("device_kind") == "vehicle")
@@ -81,11 +81,23 @@ def temperature_anomalies(df: DataFrame, min_duration: str = "10 seconds", laten
                  F.when(applies, F.lit(spec.get("low"))).cast("double").alias(f"{m}__low"),
                  F.when(applies, F.lit(spec.get("high"))).cast("double").alias(f"{m}__high")]
     readings = vehicles.select("device_id", "event_time", *cols)
-    step = _reading_step(rules)
-    return _run_keyed(df, readings, ["device_id"], step, lateness_ms)
+    return _run_keyed(df, readings, ["device_id"], reading_step(rules), lateness_ms)
 
 
-def _reading_step(rules: dict[str, EpisodeRules]) -> "Step":
+def temperature_rules(metrics: dict[str, dict[str, Any]], min_duration: str = "10 seconds",
+                      idle_timeout: str = "5 minutes", baseline_k: float | None = 4.0, baseline_alpha: float = 0.05,
+                      baseline_min_samples: int = 30, baseline_reset: str | None = "10 minutes",
+                      severity: str = "critical") -> dict[str, EpisodeRules]:
+    """The episode rules of each temperature metric (see :func:`temperature_anomalies`)."""
+    reset_ms = _ms(baseline_reset, "baseline_reset") if baseline_reset is not None else None
+    return {m: EpisodeRules("temperature", m, _ms(min_duration, "min_duration"), _ms(idle_timeout, "idle_timeout"),
+                            baseline_k, baseline_alpha, baseline_min_samples, float(spec.get("min_std", 0.0)),
+                            reset_ms, severity)
+            for m, spec in metrics.items()}
+
+
+def reading_step(rules: dict[str, EpisodeRules]) -> "Step":
+    """Per-vehicle logic: rows ``t`` plus ``<metric>``, ``<metric>__low``, ``<metric>__high`` per metric."""
     metrics = list(rules)
 
     def add(st: dict, pdf: pd.DataFrame, wm: int) -> None:
@@ -144,12 +156,8 @@ def rate_anomalies(df: DataFrame, window: str = "5 minutes", slide: str = "30 se
     every ``slide``; one alert per episode above ``error_rate_max`` / ``buffering_rate_max``.
     Rates from fewer than ``min_events`` events are not judged (and close an open alert)."""
     by = by or ["app", "area"]
-    window_ms, slide_ms, lateness_ms = _ms(window, "window"), _ms(slide, "slide"), _ms(lateness, "lateness")
-    if window_ms % slide_ms:
-        raise ValueError(f"window {window!r} must be a whole number of slides ({slide!r})")
-    for name, v in (("error_rate_max", error_rate_max), ("buffering_rate_max", buffering_rate_max)):
-        if not 0 < v < 1:
-            raise ValueError(f"{name} must be a rate between 0 and 1 (got {v})")
+    step = rate_step(window, slide, error_rate_max, buffering_rate_max, min_events, severity)
+    lateness_ms = _ms(lateness, "lateness")
     df = df.withWatermark("event_time", lateness) if df.isStreaming else df
     with_area = df.withColumn("area", F.regexp_extract("page", r"^(/[^/]*)", 1))
     unknown = [c for c in by if c not in with_area.columns]
@@ -161,15 +169,27 @@ def rate_anomalies(df: DataFrame, window: str = "5 minutes", slide: str = "30 se
         (kind == "error").cast("int").alias("errors"),
         (kind == "buffering").cast("int").alias("buffering"),
         kind.isin("video_play", "buffering").cast("int").alias("playback"))
-    rules = {"error_rate": EpisodeRules("error_rate", "error_rate", 0, window_ms, severity=severity),
-             "buffering_rate": EpisodeRules("buffering_rate", "buffering_rate", 0, window_ms, severity=severity)}
-    highs = {"error_rate": error_rate_max, "buffering_rate": buffering_rate_max}
-    step = _bucket_step(rules, highs, window_ms, slide_ms, min_events)
     return _run_keyed(df, events, by, step, lateness_ms)
 
 
-def _bucket_step(rules: dict[str, EpisodeRules], highs: dict[str, float], window_ms: int, slide_ms: int,
-                 min_events: int) -> "Step":
+def rate_step(window: str = "5 minutes", slide: str = "30 seconds", error_rate_max: float = 0.03,
+              buffering_rate_max: float = 0.5, min_events: int = 100, severity: str = "warning") -> "Step":
+    """The per-area logic of :func:`rate_anomalies` for these parameters (checked here)."""
+    window_ms, slide_ms = _ms(window, "window"), _ms(slide, "slide")
+    if window_ms % slide_ms:
+        raise ValueError(f"window {window!r} must be a whole number of slides ({slide!r})")
+    for name, v in (("error_rate_max", error_rate_max), ("buffering_rate_max", buffering_rate_max)):
+        if not 0 < v < 1:
+            raise ValueError(f"{name} must be a rate between 0 and 1 (got {v})")
+    rules = {"error_rate": EpisodeRules("error_rate", "error_rate", 0, window_ms, severity=severity),
+             "buffering_rate": EpisodeRules("buffering_rate", "buffering_rate", 0, window_ms, severity=severity)}
+    highs = {"error_rate": error_rate_max, "buffering_rate": buffering_rate_max}
+    return bucket_step(rules, highs, window_ms, slide_ms, min_events)
+
+
+def bucket_step(rules: dict[str, EpisodeRules], highs: dict[str, float], window_ms: int, slide_ms: int,
+                min_events: int) -> "Step":
+    """Per-area logic: rows ``t``, ``errors``, ``buffering``, ``playback`` (0/1) summed per slide."""
     def add(st: dict, pdf: pd.DataFrame, wm: int) -> None:
         pdf = pdf[pdf["t"] >= wm]
         if pdf.empty:

@@ -10,7 +10,10 @@ readings; out-of-band readings never move it). A run of consecutive out-of-band 
 episode; it **opens** an alert when its out-of-band span (last minus first out-of-band reading)
 reaches ``min_duration_ms``, and **closes** it at the first in-band reading or when the key
 falls silent for ``idle_ms`` (then the baseline is forgotten too, so state stays bounded).
-Runs shorter than ``min_duration_ms`` raise nothing. A reading at the same instant as the
+Runs shorter than ``min_duration_ms`` raise nothing. A deviation from the baseline alone (inside
+the static band) that lasts ``baseline_reset_ms`` is the key's new normal: the alert closes
+(reason ``new_normal``) and the baseline is learnt again from there, so a lasting shift (a
+different load, a recalibrated sensor) does not hold an alert open for ever. A reading at the same instant as the
 previous one is a repeat and is ignored.
 """
 
@@ -34,6 +37,7 @@ class EpisodeRules:
     baseline_alpha: float = 0.05
     baseline_min_samples: int = 30
     min_std: float = 0.0
+    baseline_reset_ms: int | None = None  # None: a baseline deviation stays an alert while it lasts
     severity: str = "warning"
 
 
@@ -73,6 +77,12 @@ class Episodes:
             return out
         reason, lo, hi = self._judge(value, low, high)
         ep = s["ep"]
+        if (reason in ("above_baseline", "below_baseline") and ep is not None and r.baseline_reset_ms is not None
+                and t - ep["start"] >= r.baseline_reset_ms):
+            out += self._close(t, "new_normal", value)
+            s.update({"n": 0, "mean": 0.0, "var": 0.0})
+            self._learn(value)
+            return out
         if reason is not None:
             if ep is None:
                 ep = s["ep"] = {"start": t, "last_out": t, "count": 0, "peak": value, "reason": reason,

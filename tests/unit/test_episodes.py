@@ -117,3 +117,23 @@ def test_value_none_closes_an_open_rate_alert():
     m = Episodes(rules, "web:/checkout")
     events = m.feed(30_000, 0.2, None, 0.05) + m.feed(60_000, 0.25, None, 0.05) + m.feed(90_000, None)
     assert [(e["event"], e["reason"]) for e in events] == [("open", "above_max"), ("close", "no_data")]
+
+
+def test_a_lasting_shift_from_the_baseline_becomes_the_new_normal():
+    rules = EpisodeRules("temperature", "cargo_temp_c", min_duration_ms=10_000, baseline_k=4.0,
+                         baseline_min_samples=30, min_std=0.5, baseline_reset_ms=120_000)
+    steady = [(t, 4.0 + (0.1 if t % 2 else -0.1)) for t in range(0, 60)]
+    shifted = [(t, 6.5 + (0.1 if t % 2 else -0.1)) for t in range(60, 400)]  # new load: 6.5 C, still in [1, 7]
+    events = run(steady + shifted, rules=rules, low=1.0, high=7.0)
+    assert [(e["event"], e["reason"], e["event_ms"] // 1000) for e in events] == [
+        ("open", "above_baseline", 70), ("close", "new_normal", 180)]
+    # after re-learning, the new level is normal and a move back to 4 C is the deviation
+    assert [(e["event"], e["reason"]) for e in run(steady + shifted + [(t, 4.0) for t in range(400, 420)],
+                                                   rules=rules, low=1.0, high=7.0)][2:] == [("open", "below_baseline")]
+
+
+def test_static_limits_are_never_reset():
+    rules = EpisodeRules("temperature", "engine_temp_c", min_duration_ms=10_000, baseline_k=4.0,
+                         baseline_min_samples=10, min_std=1.0, baseline_reset_ms=60_000)
+    events = run([(t, 90.0) for t in range(0, 20)] + [(t, 120.0) for t in range(20, 300)])
+    assert [(e["event"], e["reason"]) for e in events] == [("open", "above_max")]
