@@ -205,6 +205,8 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
         raise ConfigError(f"pipelines.{name}.sink names columns the transforms do not produce: {', '.join(missing)}; "
                           f"columns: {', '.join(df.columns)}")
     ensure_table(spark, path, sink_schema(cfg, name, df), p.sink.partition_by, props)
+    if p.sink.publish:
+        _ensure_output_topics(cfg, name, [p.sink.publish])
     delivery = BatchDelivery(spark, cfg, name, p.sink)
     if closers is not None and delivery.dispatcher is not None:
         closers.append(delivery.close)
@@ -257,6 +259,7 @@ def _start_kafka_sink(spark: SparkSession, cfg: Config, name: str, df: DataFrame
                           f"columns: {', '.join(df.columns)}")
     if trigger.continuous:
         _check_continuous_slots(spark, cfg, name)
+    _ensure_output_topics(cfg, name, [p.sink.topic])
     return (
         df.select(*[c for c in ("key", "value") if c in df.columns]).writeStream.queryName(name)
         .format("kafka").options(**spark_kafka_options(cfg)).option("topic", cfg.topic_name(p.sink.topic))
@@ -264,6 +267,20 @@ def _start_kafka_sink(spark: SparkSession, cfg: Config, name: str, df: DataFrame
         .trigger(**trigger.as_writer_kwargs())
         .start()
     )
+
+
+def _ensure_output_topics(cfg: Config, name: str, topics: list[str]) -> None:
+    """Create the topics a pipeline writes to if missing (as `topics create` would), at start-up
+    rather than as a metadata timeout in the first batch."""
+    from kappalake.ingest.topics import ensure_topics
+
+    try:
+        ensure_topics(cfg, topics)
+    except Exception as e:  # noqa: BLE001 - no broker, no permission to create: say which topic and why
+        names = ", ".join(cfg.topic_name(t) for t in topics)
+        raise PipelineError(f"pipeline {name} writes to Kafka topic {names}, which does not exist and could not be "
+                            f"created on {cfg.bootstrap_servers} ({type(e).__name__}: {e}); create it "
+                            f"(kappalake topics create) or fix kafka.*") from None
 
 
 def _check_continuous_slots(spark: SparkSession, cfg: Config, name: str) -> None:

@@ -49,7 +49,7 @@ def alerted(spark, broker_conf, tmp_path_factory):
     receiver = Receiver()
     cfg = make_config(broker_conf, tmp_path_factory.mktemp("alerts"), **{
         "alerts.notifiers": [{"type": "webhook", "url": receiver.url}, {"type": "log"}]})
-    ensure_topics(cfg)
+    ensure_topics(cfg, ["telemetry"])  # the pipelines create the alerts topic they write to
     write_reference_tables(spark, cfg)
     recs, start_ms = hot_truck_records(cfg)
     split = start_ms + 145_000  # the reefer's cargo has been warm for 13 s
@@ -103,7 +103,7 @@ def test_webhook_got_every_alert_and_deliveries_are_recorded(spark, alerted):
 def test_continuous_fast_path_flags_readings_over_hard_limits(spark, broker_conf, tmp_path):
     # One telemetry partition: the continuous query holds one of the session's two task slots.
     cfg = make_config(broker_conf, tmp_path, **{"topics.telemetry.partitions": 1})
-    ensure_topics(cfg)
+    ensure_topics(cfg, ["telemetry"])  # the pipelines create the alerts topic they write to
     query = start_pipeline(spark, cfg, "alerts_fast")
     try:
         assert query.isActive
