@@ -39,6 +39,15 @@ def transform_params(pipeline: str, name: str) -> dict:
     return {}
 
 
+def until(sim, end_ms: int):
+    """(event time, event) of a simulation up to ``end_ms``."""
+    for e in sim:
+        t = parse_ms(e.event["event_time"])
+        if t > end_ms:
+            return
+        yield t, e.event
+
+
 def run_step(step, frames: dict[str, pd.DataFrame]) -> list[dict]:
     """Each key's whole history, then the final watermark: what the batch detector does."""
     out = []
@@ -57,11 +66,7 @@ def telemetry(seed: int, hours: float, devices: int, seconds_between: float) -> 
     sim = TelemetrySimulator(Reference(), seed, START, rate=devices / seconds_between, devices=devices, people=0)
     end = START + int(hours * 3600_000)
     rows = defaultdict(list)
-    for e in sim:
-        ev = e.event
-        t = parse_ms(ev["event_time"])
-        if t > end:
-            break
+    for t, ev in until(sim, end):
         row = {"t": t}
         for m, spec in metrics.items():
             applies = not spec.get("vehicle_types") or ev["vehicle_type"] in spec["vehicle_types"]
@@ -91,11 +96,7 @@ def clickstream(seed: int, hours: float, rate: float) -> dict:
     sim = ClickstreamSimulator(Reference(), seed, START, rate=rate)
     end = START + int(hours * 3600_000)
     rows = defaultdict(list)
-    for e in sim:
-        ev = e.event
-        t = parse_ms(ev["event_time"])
-        if t > end:
-            break
+    for t, ev in until(sim, end):
         area = "/" + ev["page"].split("/")[1] if ev.get("page") else ""
         kind = ev["event_type"]
         key = ":".join(str(ev.get(c) if c != "area" else area) for c in by)

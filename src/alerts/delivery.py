@@ -4,10 +4,11 @@ Guarantees, per path (see README "Alerts"):
 - Delta table: exactly once (the batch is appended with ``txnAppId``/``txnVersion`` first).
 - Kafka topic: at-least-once. A batch replayed after a crash is sent again; every message
   carries ``alert_id`` and ``event`` so consumers can drop repeats.
-- Notifiers: at-least-once while the job runs, never blocking the stream (a bounded queue
-  and a worker thread, retries with backoff). A webhook gets ``Idempotency-Key:
-  <alert_id>:<event>``. Every outcome (delivered, failed after retries, dropped) is appended
-  to ``alerts.deliveries_table``.
+- Notifiers: best effort with retries, never blocking the stream (a bounded queue and a
+  worker thread per notifier, backoff between attempts). Alerts still queued when the
+  process dies are not re-sent (they are in the table and on the topic). A webhook gets
+  ``Idempotency-Key: <alert_id>:<event>``. Every outcome (delivered, failed, dropped) is
+  appended to ``alerts.deliveries_table``.
 """
 
 from __future__ import annotations

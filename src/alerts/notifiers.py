@@ -25,7 +25,11 @@ log = logging.getLogger("kappalake.alerts")
 
 
 class NotifyError(Exception):
-    """A notifier could not deliver an alert (it may be retried)."""
+    """A notifier could not deliver an alert; retried unless ``retryable`` is false."""
+
+    def __init__(self, message: str, retryable: bool = True):
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class Notifier(Protocol):
@@ -55,7 +59,9 @@ class WebhookNotifier:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                 status = resp.status
         except urllib.error.HTTPError as e:
-            raise NotifyError(f"HTTP {e.code} from {self.url}") from None
+            # 4xx means this request will never be accepted, except timeouts and rate limits.
+            retryable = not 400 <= e.code < 500 or e.code in (408, 429)
+            raise NotifyError(f"HTTP {e.code} from {self.url}", retryable) from None
         except (urllib.error.URLError, OSError) as e:
             raise NotifyError(f"{type(e).__name__} posting to {self.url}: {getattr(e, 'reason', e)}") from None
         if not 200 <= status < 300:
@@ -97,42 +103,51 @@ def _now_iso() -> str:
 _STOP = object()
 
 
+class _Lane:
+    """One notifier's queue and worker thread, so a slow notifier holds up only itself."""
+
+    def __init__(self, notifier: Notifier, queue_size: int, run: Callable[["_Lane"], None]):
+        self.notifier = notifier
+        self.current: dict[str, Any] | None = None  # the alert being sent
+        self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.thread = threading.Thread(target=run, args=(self,), daemon=True,
+                                       name=f"kappalake-notifier-{getattr(notifier, 'name', '?')}")
+        self.thread.start()
+
+
 class Dispatcher:
-    """Delivers alerts to every notifier from a daemon thread; the caller never waits on a notifier."""
+    """Delivers alerts to every notifier from daemon threads (one per notifier); the caller never waits."""
 
     def __init__(self, notifiers: list[Notifier], max_attempts: int = 5, backoff_s: float = 0.5,
                  max_backoff_s: float = 30.0, queue_size: int = 1000, sleep: Callable[[float], Any] | None = None):
         if max_attempts < 1:
             raise ValueError("max_attempts must be >= 1")
-        self.notifiers = list(notifiers)
         self.max_attempts, self.backoff_s, self.max_backoff_s = max_attempts, backoff_s, max_backoff_s
-        self._closing = threading.Event()
-        self._sleep = sleep or self._closing.wait  # a backoff wait ends early at close()
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._queue_size = queue_size
         self._done: list[Delivery] = []
         self._lock = threading.Lock()
-        self._worker = threading.Thread(target=self._run, name="kappalake-notifier", daemon=True)
-        self._worker.start()
+        self._closing = threading.Event()
+        self._sleep = sleep or self._closing.wait  # a backoff wait ends early at close()
+        self._lanes = [_Lane(n, queue_size, self._run) for n in notifiers]
 
     @property
     def pending(self) -> int:
         """Alert-notifier pairs queued and not yet finished."""
-        return self._queue.unfinished_tasks
+        return sum(lane.queue.unfinished_tasks for lane in self._lanes)
 
     def submit(self, alerts: Iterable[dict[str, Any]]) -> int:
         """Queue every alert for every notifier; returns how many pairs were queued (the rest are dropped)."""
         queued = 0
         for alert in alerts:
-            for n in self.notifiers:
+            for lane in self._lanes:
                 if self._closing.is_set():
-                    self._finish(alert, n, "dropped", 0, "dispatcher closed")
+                    self._finish(alert, lane.notifier, "dropped", 0, "dispatcher closed")
                     continue
                 try:
-                    self._queue.put_nowait((alert, n))
+                    lane.queue.put_nowait(alert)
                     queued += 1
                 except queue.Full:
-                    self._finish(alert, n, "dropped", 0, f"queue full ({self._queue_size})")
+                    self._finish(alert, lane.notifier, "dropped", 0, f"queue full ({self._queue_size})")
         return queued
 
     def drain(self) -> list[Delivery]:
@@ -144,24 +159,31 @@ class Dispatcher:
     def close(self, timeout_s: float = 10.0) -> list[Delivery]:
         """Stop accepting, wait up to ``timeout_s`` for queued deliveries, and return every outcome not yet drained.
 
-        Whatever is still queued at the deadline is recorded as dropped.
+        What is still queued at the deadline is recorded as dropped; a send still under way
+        then is recorded as failed ("still sending at shutdown").
         """
         deadline = time.monotonic() + timeout_s
         self._closing.set()
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+        while self.pending and time.monotonic() < deadline:
             time.sleep(0.02)
-        while True:
+        for lane in self._lanes:
+            while True:
+                try:
+                    alert = lane.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if alert is not _STOP:
+                    self._finish(alert, lane.notifier, "dropped", 0, "shutdown before delivery")
+                lane.queue.task_done()
             try:
-                alert, n = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if alert is not _STOP:
-                self._finish(alert, n, "dropped", 0, "shutdown before delivery")
-            self._queue.task_done()
-        try:
-            self._queue.put_nowait((_STOP, None))
-        except queue.Full:  # the worker is stuck in a send; it is a daemon thread
-            pass
+                lane.queue.put_nowait(_STOP)
+            except queue.Full:  # cannot happen after emptying it, unless a send refilled it
+                pass
+        for lane in self._lanes:
+            lane.thread.join(max(0.0, deadline - time.monotonic()) + 0.1)
+            sending = lane.current
+            if lane.thread.is_alive() and sending is not None:
+                self._finish(sending, lane.notifier, "failed", 0, "still sending at shutdown")
         return self.drain()
 
     def _finish(self, alert: dict[str, Any], n: Notifier, status: str, attempts: int, error: str | None) -> None:
@@ -173,17 +195,19 @@ class Dispatcher:
         with self._lock:
             self._done.append(d)
 
-    def _run(self) -> None:
+    def _run(self, lane: _Lane) -> None:
         while True:
-            alert, n = self._queue.get()
+            alert = lane.queue.get()
             try:
                 if alert is _STOP:
                     return
-                self._deliver(alert, n)
+                lane.current = alert
+                self._deliver(alert, lane.notifier)
             except BaseException as e:  # noqa: BLE001 - the worker must outlive any notifier
-                self._finish(alert, n, "failed", 0, f"{type(e).__name__}: {e}")
+                self._finish(alert, lane.notifier, "failed", 0, f"{type(e).__name__}: {e}")
             finally:
-                self._queue.task_done()
+                lane.current = None
+                lane.queue.task_done()
 
     def _deliver(self, alert: dict[str, Any], n: Notifier) -> None:
         error = None
@@ -192,8 +216,13 @@ class Dispatcher:
                 n.send(alert)
                 self._finish(alert, n, "delivered", attempt, None)
                 return
+            except NotifyError as e:
+                if not e.retryable:  # e.g. HTTP 400/401/404: trying again cannot help
+                    self._finish(alert, n, "failed", attempt, str(e))
+                    return
+                error = str(e)
             except Exception as e:  # noqa: BLE001 - any notifier failure is retried, then recorded
-                error = f"{type(e).__name__}: {e}" if not isinstance(e, NotifyError) else str(e)
+                error = f"{type(e).__name__}: {e}"
             if attempt < self.max_attempts and not self._closing.is_set():
                 self._sleep(min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
             elif attempt < self.max_attempts:  # closing: give up now rather than hold shutdown

@@ -17,7 +17,7 @@ def format_alert(a: dict[str, Any]) -> str:
     if a.get("event") == "flag":
         return f"{head} {a.get('value')} {a.get('reason')} (limit {a.get('limit')})"
     value = f"peak {a.get('peak')}" if a.get("event") == "close" else a.get("value")
-    band = "..".join("" if a.get(k) is None else f"{a[k]:.1f}" for k in ("low", "high"))
+    band = "..".join("" if a.get(k) is None else f"{a[k]:.4g}" for k in ("low", "high"))
     dur = f", {a['duration_s']:.0f} s" if a.get("duration_s") is not None else ""
     return f"{head} {value} {a.get('reason')} (band {band}{dur}) [{str(a.get('alert_id'))[:8]}]"
 

@@ -7,6 +7,7 @@ the rest to the table; both writes are idempotent with their own transaction app
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -30,6 +31,8 @@ from kappalake.lake.writers import append_idempotent
 from kappalake.quality.quarantine import quarantine_rows, valid_rows
 from kappalake.transforms.parse import ERRORS, is_valid
 from kappalake.transforms.registry import TransformSpec, check_spec, get_transform
+
+log = logging.getLogger("kappalake.pipelines")
 
 
 class PipelineError(RuntimeError):
@@ -348,9 +351,14 @@ def run_pipelines(
         for q in queries.values():
             if q.isActive:
                 q.stop()
-        for close in closers:
-            close()
-        restore()
+        try:
+            for close in closers:
+                try:
+                    close()
+                except Exception as e:  # noqa: BLE001 - the others still get closed; the query's own error wins
+                    log.warning("closing %s failed: %s", getattr(close, "__qualname__", close), e)
+        finally:
+            restore()
     _collect_progress(queries, seen, reports, on_progress)
     for n, q in queries.items():
         err = q.exception()

@@ -90,6 +90,14 @@ def temperature_rules(metrics: dict[str, dict[str, Any]], min_duration: str = "1
                       severity: str = "critical") -> dict[str, EpisodeRules]:
     """The episode rules of each temperature metric (see :func:`temperature_anomalies`)."""
     reset_ms = _ms(baseline_reset, "baseline_reset") if baseline_reset is not None else None
+    if baseline_k is not None:
+        if baseline_k <= 0 or baseline_min_samples < 2 or not 0 < baseline_alpha < 1:
+            raise ValueError("the baseline needs baseline_k > 0, baseline_min_samples >= 2 and 0 < baseline_alpha < 1 "
+                             "(or baseline_k: null to switch it off)")
+        flat = [m for m, spec in metrics.items() if not float(spec.get("min_std", 0.0)) > 0]
+        if flat:
+            raise ValueError(f"metrics.{flat[0]}.min_std must be > 0 with a baseline: the smallest deviation that "
+                             "counts, in the metric's unit (a sensor repeating one value has none)")
     return {m: EpisodeRules("temperature", m, _ms(min_duration, "min_duration"), _ms(idle_timeout, "idle_timeout"),
                             baseline_k, baseline_alpha, baseline_min_samples, float(spec.get("min_std", 0.0)),
                             reset_ms, severity)
@@ -181,6 +189,8 @@ def rate_step(window: str = "5 minutes", slide: str = "30 seconds", error_rate_m
     for name, v in (("error_rate_max", error_rate_max), ("buffering_rate_max", buffering_rate_max)):
         if not 0 < v < 1:
             raise ValueError(f"{name} must be a rate between 0 and 1 (got {v})")
+    if min_events < 1:
+        raise ValueError(f"min_events must be >= 1 (got {min_events}): a rate needs events to divide by")
     rules = {"error_rate": EpisodeRules("error_rate", "error_rate", 0, window_ms, severity=severity),
              "buffering_rate": EpisodeRules("buffering_rate", "buffering_rate", 0, window_ms, severity=severity)}
     highs = {"error_rate": error_rate_max, "buffering_rate": buffering_rate_max}
@@ -286,7 +296,7 @@ def _run_keyed(source: DataFrame, rows: DataFrame, keys: list[str], step: Step, 
                 state.remove()
             else:
                 state.update((json.dumps(st, separators=(",", ":")),))
-                state.setTimeoutTimestamp(max(wake, wm))
+                state.setTimeoutTimestamp(max(wake, wm, 1))  # Spark wants a positive timestamp
             yield _events_frame(events)
 
         out = rows.groupBy(*keys).applyInPandasWithState(

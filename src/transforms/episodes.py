@@ -77,8 +77,9 @@ class Episodes:
             return out
         reason, lo, hi = self._judge(value, low, high)
         ep = s["ep"]
-        if (reason in ("above_baseline", "below_baseline") and ep is not None and r.baseline_reset_ms is not None
-                and t - ep["start"] >= r.baseline_reset_ms):
+        static = reason in ("above_max", "below_min")
+        if (reason is not None and not static and ep is not None and not ep.get("static")
+                and r.baseline_reset_ms is not None and t - ep["start"] >= r.baseline_reset_ms):
             out += self._close(t, "new_normal", value)
             s.update({"n": 0, "mean": 0.0, "var": 0.0})
             self._learn(value)
@@ -86,7 +87,10 @@ class Episodes:
         if reason is not None:
             if ep is None:
                 ep = s["ep"] = {"start": t, "last_out": t, "count": 0, "peak": value, "reason": reason,
-                                "low": lo, "high": hi, "open": False}
+                                "low": lo, "high": hi, "open": False, "static": False}
+            elif static and not ep.get("static"):  # a baseline deviation that now breaks a static limit
+                ep.update({"reason": reason, "low": lo, "high": hi})
+            ep["static"] = ep.get("static") or static
             ep["last_out"] = t
             ep["count"] += 1
             if abs(value - self._ref(ep)) > abs(ep["peak"] - self._ref(ep)):
@@ -113,7 +117,8 @@ class Episodes:
     # -- details ---------------------------------------------------------------------------
 
     def _judge(self, v: float, low: float | None, high: float | None) -> tuple[str | None, float | None, float | None]:
-        """(reason or None, effective low, effective high): static band narrowed by the baseline's."""
+        """(reason or None, low, high): the static band when it is broken, else the static band
+        narrowed by the baseline's."""
         s, r = self.s, self.rules
         lo, hi = low, high
         if r.baseline_k is not None and s["n"] >= r.baseline_min_samples:
@@ -121,9 +126,9 @@ class Episodes:
             lo = s["mean"] - spread if lo is None else max(lo, s["mean"] - spread)
             hi = s["mean"] + spread if hi is None else min(hi, s["mean"] + spread)
         if high is not None and v > high:
-            return "above_max", lo, hi
+            return "above_max", low, high
         if low is not None and v < low:
-            return "below_min", lo, hi
+            return "below_min", low, high
         if hi is not None and v > hi:
             return "above_baseline", lo, hi
         if lo is not None and v < lo:

@@ -132,7 +132,7 @@ def test_alerts_tail_cli_prints_one_line_per_alert(alerted, broker_conf, capsys)
     assert main(argv + ["alerts", "tail", "--from-beginning", "--max", "4", "--timeout", "10"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and sum("truck-0000" in line and "engine_temp_c" in line for line in lines) == 2
-    assert any(re.search(r" open .* above_max \(band [\d.]*\.\.100\.0, 1\d s\) \[", line) for line in lines), lines
+    assert any(re.search(r" open .* above_max \(band \.\.100, 1\d s\) \[", line) for line in lines), lines
     assert main(argv + ["alerts", "tail", "--from-beginning", "--json", "--timeout", "2"]) == 0
     assert len([json.loads(line) for line in capsys.readouterr().out.splitlines()]) == 4
     assert main(argv + ["alerts", "tail", "--topic", "nope"]) == 2

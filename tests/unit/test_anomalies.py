@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 
 from kappalake.config import ConfigError, SinkConf, load_config
 from kappalake.pipelines.runner import apply_transforms, start_pipeline, transform_specs
-from kappalake.transforms.anomalies import hard_limit_flags, rate_anomalies, temperature_anomalies
+from kappalake.transforms.anomalies import hard_limit_flags, rate_anomalies, rate_step, temperature_anomalies
 from tests.conftest import CONF_DIR
 from tests.stream_harness import batch_through, stream_batches
 
@@ -137,6 +137,8 @@ def test_hard_limit_flags_map_only(spark):
     ({"metrics": {"oil_temp_c": {"high": 1.0}}}, "metrics.oil_temp_c: no such column"),
     ({"metrics": {"engine_temp_c": {"low": 5.0, "high": 1.0}}}, "low 5.0 must be below high 1.0"),
     ({"min_duration": "ten seconds"}, "min_duration: interval 'ten seconds'"),
+    ({"metrics": {"engine_temp_c": {"high": 100.0}}}, "metrics.engine_temp_c.min_std must be > 0 with a baseline"),
+    ({"baseline_min_samples": 1}, "baseline_min_samples >= 2"),
 ])
 def test_bad_detector_parameters_fail_at_start_naming_the_step(spark, params, message):
     cfg = load_config("local", CONF_DIR, overrides={
@@ -145,6 +147,13 @@ def test_bad_detector_parameters_fail_at_start_naming_the_step(spark, params, me
     with pytest.raises(ConfigError, match=r"pipelines\.alerts_telemetry\.transforms\[0\] \(temperature_anomalies\)") as e:
         apply_transforms(spark, cfg, df, transform_specs(cfg, "alerts_telemetry"), "alerts_telemetry")
     assert message in str(e.value)
+
+
+def test_rate_parameters_are_checked():
+    with pytest.raises(ValueError, match="min_events must be >= 1"):
+        rate_step(min_events=0)
+    with pytest.raises(ValueError, match="must be a whole number of slides"):
+        rate_step(window="5 minutes", slide="7 seconds")
 
 
 def test_continuous_trigger_needs_a_slot_per_partition(spark, tmp_path):

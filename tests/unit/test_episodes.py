@@ -137,3 +137,23 @@ def test_static_limits_are_never_reset():
                          baseline_min_samples=10, min_std=1.0, baseline_reset_ms=60_000)
     events = run([(t, 90.0) for t in range(0, 20)] + [(t, 120.0) for t in range(20, 300)])
     assert [(e["event"], e["reason"]) for e in events] == [("open", "above_max")]
+
+
+BASELINED = EpisodeRules("temperature", "engine_temp_c", min_duration_ms=10_000, baseline_k=4.0,
+                         baseline_min_samples=10, min_std=1.0, baseline_reset_ms=60_000)
+
+
+def test_a_baseline_deviation_that_breaks_the_static_limit_is_reported_as_such():
+    normal = [(t, 90.0) for t in range(0, 20)]
+    warming = [(t, 96.0) for t in range(20, 25)] + [(t, 110.0) for t in range(25, 40)]
+    events = run(normal + warming + [(40, 90.0)], rules=BASELINED)
+    assert [(e["event"], e["reason"], e["high"]) for e in events] == [("open", "above_max", 100.0),
+                                                                      ("close", "back_in_band", 100.0)]
+    assert events[0]["started_ms"] == 20_000 and events[1]["peak"] == 110.0
+
+
+def test_an_episode_that_broke_a_static_limit_never_becomes_the_new_normal():
+    normal = [(t, 90.0) for t in range(0, 20)]
+    # hot for a while, then stuck just off this vehicle's baseline (inside the static band) for long
+    events = run(normal + [(t, 105.0) for t in range(20, 40)] + [(t, 97.0) for t in range(40, 200)], rules=BASELINED)
+    assert [(e["event"], e["reason"]) for e in events] == [("open", "above_max")]

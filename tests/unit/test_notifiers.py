@@ -19,15 +19,15 @@ class Receiver:
     """A webhook endpoint on 127.0.0.1 that answers 503 to the first ``fail_first`` posts."""
 
     def __init__(self, fail_first: int = 0):
-        self.fail_first, self.calls, self.received = fail_first, 0, []
+        self.fail_first, self.calls, self.received, self.status = fail_first, 0, [], None
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.calls += 1
-                if outer.calls <= outer.fail_first:
-                    self.send_response(503)
+                if outer.calls <= outer.fail_first or outer.status:
+                    self.send_response(outer.status or 503)
                     self.end_headers()
                     return
                 outer.received.append((dict(self.headers), json.loads(body)))
@@ -154,10 +154,36 @@ def test_close_waits_a_bounded_time_and_drops_the_rest():
     t0 = time.monotonic()
     outs = d.close(timeout_s=0.3)
     assert time.monotonic() - t0 < 2.0
-    # one is stuck in send; the three behind it are dropped at shutdown
-    assert [o.error for o in outs] == ["shutdown before delivery"] * 3
+    # the three behind the one stuck in send are dropped; the stuck one is reported too
+    assert [o.error for o in outs] == ["shutdown before delivery"] * 3 + ["still sending at shutdown"]
     assert d.submit([ALERT]) == 0 and d.drain()[0].error == "dispatcher closed"
     slow.release.set()
+
+
+def test_client_errors_are_not_retried(receiver):
+    d = Dispatcher([WebhookNotifier(receiver.url + "/missing")], max_attempts=5, sleep=lambda s: None)
+    receiver.status = 404
+    d.submit([ALERT])
+    [out] = wait_for(d, 1)
+    assert (out.status, out.attempts, out.error) == ("failed", 1, f"HTTP 404 from {receiver.url}/missing")
+    d.close()
+
+
+def test_a_stuck_notifier_does_not_hold_up_the_others():
+    slow, sent = Blocking(), []
+
+    class Quick:
+        name = "quick"
+
+        def send(self, alert):
+            sent.append(alert["alert_id"])
+
+    d = Dispatcher([slow, Quick()], queue_size=10)
+    d.submit({"alert_id": f"a{i}", "event": "open"} for i in range(5))
+    outs = wait_for(d, 5)
+    assert sent == [f"a{i}" for i in range(5)] and {o.notifier for o in outs} == {"quick"}
+    slow.release.set()
+    d.close()
 
 
 def test_log_notifier_logs_at_warning(caplog):
