@@ -384,7 +384,7 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
             from pyspark.sql import SparkSession
 
             if (active := SparkSession.getActiveSession()) is not None:
-                active.stop()  # first, or its cached Kafka producers warn about the vanished broker
+                active.stop()  # first, while the broker its queries use is still there
             broker.stop()
             print("broker stopped")
     return 0
