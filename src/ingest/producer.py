@@ -196,12 +196,8 @@ class ProduceSpec:
 
     def span_ms(self) -> int:
         """Simulated milliseconds the whole run covers (for scripted scenarios)."""
-        if self.span:
-            return int(self.span * 1000)
-        if self.count and not self.rate:
-            return int(self.count / DEFAULT_SIM_RATE * 1000)
-        if self.count and self.rate:
-            return int(self.count / self.rate * 1000)
+        if self.count:
+            return int(self.count / self.sim_rate() * 1000)  # per shard: both are this shard's share
         return int((self.duration or 0) * 1000)
 
     def resolved_start_ms(self) -> int:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -263,13 +264,14 @@ def _open_state(st: dict) -> bool:
 
 # -- running a step per key, streaming or batch --------------------------------------------------------
 
+@dataclass(frozen=True)
 class Step:
     """One detector's per-key logic: ``add`` new rows to the state, ``advance`` the state to a
     watermark (returning alert events), and when to wake up next (event time, ms)."""
 
-    def __init__(self, add: Callable[[dict, pd.DataFrame, int], None],
-                 advance: Callable[[dict, str, int], list[dict]], next_wakeup: Callable[[dict], int | None]):
-        self.add, self.advance, self.next_wakeup = add, advance, next_wakeup
+    add: Callable[[dict, pd.DataFrame, int], None]
+    advance: Callable[[dict, str, int], list[dict]]
+    next_wakeup: Callable[[dict], int | None]
 
 
 def _events_frame(events: list[dict]) -> pd.DataFrame:

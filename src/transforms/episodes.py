@@ -78,7 +78,7 @@ class Episodes:
         reason, lo, hi = self._judge(value, low, high)
         ep = s["ep"]
         static = reason in ("above_max", "below_min")
-        if (reason is not None and not static and ep is not None and not ep.get("static")
+        if (reason is not None and not static and ep is not None and not ep["static"]
                 and r.baseline_reset_ms is not None and t - ep["start"] >= r.baseline_reset_ms):
             out += self._close(t, "new_normal", value)
             s.update({"n": 0, "mean": 0.0, "var": 0.0})
@@ -87,10 +87,9 @@ class Episodes:
         if reason is not None:
             if ep is None:
                 ep = s["ep"] = {"start": t, "last_out": t, "count": 0, "peak": value, "reason": reason,
-                                "low": lo, "high": hi, "open": False, "static": False}
-            elif static and not ep.get("static"):  # a baseline deviation that now breaks a static limit
-                ep.update({"reason": reason, "low": lo, "high": hi})
-            ep["static"] = ep.get("static") or static
+                                "low": lo, "high": hi, "open": False, "static": static}
+            elif static and not ep["static"]:  # a baseline deviation that now breaks a static limit
+                ep.update({"reason": reason, "low": lo, "high": hi, "static": True})
             ep["last_out"] = t
             ep["count"] += 1
             if abs(value - self._ref(ep)) > abs(ep["peak"] - self._ref(ep)):

@@ -195,3 +195,13 @@ def test_shards_partition_the_keys():
     tb = {e.key for e in itertools.islice(TelemetrySimulator(REF, 1, START, devices=30, shard=Shard(1, 2)), 5000)}
     assert ta and tb and not ta & tb
     assert not any(k.startswith("badge-") for k in tb)  # badge sensors have a single writer
+
+
+def test_a_scenario_spans_the_whole_run_in_every_producer_process():
+    from kappalake.ingest.producer import ProduceSpec
+
+    for spec in (ProduceSpec("telemetry", count=6000, seed=1, scenario="hot-truck"),
+                 ProduceSpec("telemetry", count=6000, seed=1, rate=20, scenario="hot-truck"),
+                 ProduceSpec("telemetry", count=6000, seed=1, span=600, scenario="hot-truck")):
+        assert {s.span_ms() for s in spec.split(3)} == {spec.span_ms()}, spec
+    assert ProduceSpec("telemetry", count=6000, seed=1, span=600).span_ms() == 600_000
