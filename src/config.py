@@ -302,6 +302,37 @@ class AlertsConf(_Model):
         return v
 
 
+class QualityConf(_Model):
+    """Expectation suites (one per table, Great Expectations' format) and where quality lands."""
+
+    # Directory of suites, relative to the conf directory: <table>.yaml, e.g. silver.clickstream.yaml.
+    suites_dir: Optional[str] = "expectations"
+    # table -> suite ({expectations: [{type, kwargs, meta: {policy, rule, scope}}]}); filled from
+    # suites_dir at load, a suite given here inline wins over its file.
+    suites: dict[str, dict[str, Any]] = {}
+    metrics_table: str = "ops.quality_metrics"
+    docs_dir: str = ".kappalake/quality"   # GX project written by `quality report`: suites, results, Data Docs
+    fail_sample: int = Field(5, ge=1)      # failing rows quoted in the error of a `fail` expectation
+
+    @field_validator("suites")
+    @classmethod
+    def _suite_shapes(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from kappalake.quality.suites import check_shape
+
+        for table, suite in v.items():
+            if not TABLE_NAME.match(table):
+                raise ValueError(f"suite for {table!r}: the key must be a table name like 'silver.clickstream'")
+            check_shape(table, suite)  # ValueError naming the expectation and the problem
+        return v
+
+    @field_validator("metrics_table")
+    @classmethod
+    def _table_name(cls, v: str) -> str:
+        if not TABLE_NAME.match(v):
+            raise ValueError(f"table name {v!r} must look like 'layer.name' (e.g. ops.quality_metrics)")
+        return v
+
+
 class PipelineConf(_Model):
     source: SourceConf
     # A transform is a name, or a mapping {name: ..., <parameter>: <value>, ...}.
@@ -322,6 +353,7 @@ class Config(_Model):
     reference: ReferenceConf = ReferenceConf()
     privacy: PrivacyConf = PrivacyConf()
     alerts: AlertsConf = AlertsConf()
+    quality: QualityConf = QualityConf()
     pipelines: dict[str, PipelineConf]
 
     @model_validator(mode="after")
@@ -357,7 +389,8 @@ class Config(_Model):
         quarantines = {p.sink.quarantine for p in self.pipelines.values() if p.sink.quarantine}
         notifying = self.alerts.notifiers and any(p.sink.notify for p in self.pipelines.values())
         deliveries = {self.alerts.deliveries_table} if notifying else set()
-        return sorted(sinks | quarantines | deliveries | set(self.reference.tables.values()))
+        metrics = {self.quality.metrics_table} if quarantines or self.quality.suites else set()
+        return sorted(sinks | quarantines | deliveries | metrics | set(self.reference.tables.values()))
 
     def topic_name(self, logical: str) -> str:
         return self.topics[logical].name or logical
@@ -409,12 +442,31 @@ def load_config(
         merged = deep_merge(merged, _read_yaml(f))
     merged = deep_merge(merged, nest_overrides(overrides))
     merged["profile"] = profile
+    _read_suites(merged, conf_dir)
     _check_secrets(merged)
     merged = _interpolate(merged, ())
     try:
         return Config.model_validate(merged)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, profile)) from None
+
+
+def _read_suites(merged: dict[str, Any], conf_dir: Path) -> None:
+    """Add the suites of ``quality.suites_dir`` (one ``<table>.yaml`` each) under ``quality.suites``."""
+    quality = merged.setdefault("quality", {}) or {}
+    merged["quality"] = quality
+    rel = quality.get("suites_dir", "expectations")
+    if not rel:
+        return
+    directory = Path(rel) if Path(rel).is_absolute() else conf_dir / rel
+    if not directory.is_dir():
+        if "suites_dir" in quality:
+            raise ConfigError(f"quality.suites_dir: {directory} is not a directory (null: no suite files)")
+        return
+    suites = dict(quality.get("suites") or {})
+    for f in sorted(directory.glob("*.yaml")):
+        suites.setdefault(f.stem, _read_yaml(f))
+    quality["suites"] = suites
 
 
 def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

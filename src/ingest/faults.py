@@ -20,7 +20,7 @@ from kappalake.ingest import contracts
 from kappalake.ingest.simulators.base import SimEvent, iso_ms, parse_ms
 
 FAULT_KINDS = ("duplicate", "late", "out_of_order", "malformed_json", "wrong_type", "missing_field",
-               "extra_field", "oversized", "non_utf8")
+               "extra_field", "oversized", "non_utf8", "future_time", "bad_timestamp", "implausible_value")
 FAULT_HELP = {
     "duplicate": "resend an event (same event_id) a few records later",
     "late": "event_time 2-30 minutes in the past",
@@ -31,7 +31,12 @@ FAULT_HELP = {
     "extra_field": "unknown fields added (schema drift)",
     "oversized": "a ~600 KB field added (below Kafka's 1 MiB limit)",
     "non_utf8": "Latin-1 bytes inside a string (not valid UTF-8)",
+    "future_time": "event_time 1-48 hours ahead of when it is sent (a device clock gone wrong)",
+    "bad_timestamp": "event_time that is no date (2026-02-30, month 13) or an absurd one (year 1, 1970)",
+    "implausible_value": "a well-typed but impossible value (price in the millions, speed over 500 km/h)",
 }
+# The field an implausible_value fault sets, per topic, and the range it draws from.
+IMPLAUSIBLE = {"clickstream": ("price", (1e6, 1e8)), "telemetry": ("speed_kmh", (500.0, 5000.0))}
 FAULT_HEADER = "kl-fault"
 EVENT_ID_HEADER = "kl-event-id"
 FIELD_HEADER = "kl-field"
@@ -63,6 +68,9 @@ class FaultRates:
     extra_field: float = 0.0
     oversized: float = 0.0
     non_utf8: float = 0.0
+    future_time: float = 0.0
+    bad_timestamp: float = 0.0
+    implausible_value: float = 0.0
     late_minutes: tuple[float, float] = (2.0, 30.0)
     out_of_order_seconds: tuple[float, float] = (2.0, 30.0)
     oversized_bytes: int = 600_000  # below Kafka's default 1 MiB message limit, far above any real event
@@ -222,6 +230,21 @@ class FaultInjector:
         raw = _json(dict(ev.event, **{name: marker})).encode()
         mangled = f"{ev.event[name]}-Zürich-café".encode("latin-1")
         return self._mark(ev, raw.replace(marker.encode(), mangled), "non_utf8", name)
+
+
+    def _future_time(self, ev: SimEvent) -> Record:
+        hours = self.rng.uniform(1, 48)
+        body = dict(ev.event, event_time=iso_ms(parse_ms(ev.event["event_time"]) + int(hours * 3_600_000)))
+        return self._mark(ev, body, "future_time", "event_time")
+
+    def _bad_timestamp(self, ev: SimEvent) -> Record:
+        t = ev.event["event_time"]  # 2026-11-25T16:31:40.998Z: the contract's pattern still matches
+        bad = self.rng.choice([t[:5] + "02-30" + t[10:], t[:5] + "13" + t[7:], "0001" + t[4:], "1970" + t[4:]])
+        return self._mark(ev, dict(ev.event, event_time=bad), "bad_timestamp", "event_time")
+
+    def _implausible_value(self, ev: SimEvent) -> Record:
+        name, (lo, hi) = IMPLAUSIBLE[self.topic]
+        return self._mark(ev, dict(ev.event, **{name: round(self.rng.uniform(lo, hi), 1)}), "implausible_value", name)
 
 
 def _due(rec: Record, due_ms: int) -> Record:

@@ -17,5 +17,6 @@ def append_idempotent(df: DataFrame, path: str, app_id: str, version: int) -> No
         .mode("append")
         .option("txnAppId", app_id)
         .option("txnVersion", version)
+        .option("mergeSchema", "true")  # additive columns of a newer release land in existing tables
         .save(path)
     )

@@ -28,8 +28,12 @@ from kappalake.ingest.kafka_clients import spark_kafka_options, spark_source_opt
 from kappalake.lake.sinks import table_schema, write_sink
 from kappalake.lake.tables import ensure_table
 from kappalake.lake.writers import append_idempotent
+from kappalake.quality.gate import QualityGate
+from kappalake.quality.metrics import PARTITION_BY as METRICS_PARTITIONS, SCHEMA as METRICS_SCHEMA, write_metrics
 from kappalake.quality.quarantine import quarantine_rows, valid_rows
-from kappalake.transforms.parse import ERRORS, is_valid
+from kappalake.quality.rules import type_violations
+from kappalake.quality.suites import check_columns, load_suite
+from kappalake.transforms.parse import ERRORS
 from kappalake.transforms.registry import TransformSpec, check_spec, get_transform
 
 log = logging.getLogger("kappalake.pipelines")
@@ -57,6 +61,7 @@ def validate_pipelines(cfg: Config, names: Iterable[str] | None = None) -> list[
         if name not in cfg.pipelines:
             raise ConfigError(f"unknown pipeline {name!r}; configured pipelines: {', '.join(sorted(cfg.pipelines))}")
         transform_specs(cfg, name)
+        load_suite(cfg, cfg.pipelines[name].sink.table)  # GX checks the suite's types and arguments
     return sorted(selected, key=lambda n: _depth(cfg, n))
 
 
@@ -177,10 +182,43 @@ def build_batch(spark: SparkSession, cfg: Config, name: str, source: DataFrame |
     return apply_transforms(spark, cfg, df, transform_specs(cfg, name), name)
 
 
+def build_checked_batch(spark: SparkSession, cfg: Config, name: str, source: DataFrame | None = None,
+                        version: int | None = None) -> DataFrame:
+    """:func:`build_batch` judged by the sink table's quality gate, as the stream judges it:
+    ``valid_rows`` of it is what the stream writes to the table, ``quarantine_rows`` what it
+    quarantines."""
+    df = build_batch(spark, cfg, name, source, version)
+    gate = quality_gate(cfg, name, df)
+    return df if gate is None else gate.evaluate(df)
+
+
 def sink_schema(cfg: Config, name: str, df: DataFrame) -> StructType:
     """The sink table's schema for the transformed rows ``df`` (plus the rank column, if any)."""
     sink = cfg.pipelines[name].sink
-    return table_schema(valid_rows(df).schema if sink.quarantine else df.schema, sink)
+    return table_schema(valid_rows(df, drop_raw=bool(sink.quarantine)).schema, sink)
+
+
+def quality_gate(cfg: Config, name: str, df: DataFrame) -> QualityGate | None:
+    """The gate for the pipeline's rows: its sink table's suite, checked against the columns it
+    writes; None when the table has neither a suite nor a quarantine."""
+    sink = cfg.pipelines[name].sink
+    suite = load_suite(cfg, sink.table)
+    if suite is None and not sink.quarantine:
+        return None
+    if suite is not None:
+        written = valid_rows(df, drop_raw=bool(sink.quarantine)).schema
+        check_columns(suite, written.fieldNames(), name)
+        for rule, problem in type_violations(suite.row_rules, written):
+            message = (f"quality.suites.{suite.table}.expectations[{rule.index}] ({rule.name}): pipeline {name} "
+                       f"writes {problem}")
+            if rule.policy == "fail":
+                raise ConfigError(message + "; change the transforms or the expectation")
+            log.warning("%s (policy %s)", message, rule.policy)
+    gate = QualityGate(suite, name, df.schema, cfg.quality.fail_sample)
+    if "quarantine" in gate.policies and not sink.quarantine:
+        raise ConfigError(f"quality.suites.{sink.table} has quarantine rules but pipelines.{name}.sink.quarantine is "
+                          f"not set: name a quarantine table, or use policy warn, drop or fail")
+    return gate
 
 
 def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: TriggerConf | None = None,
@@ -201,12 +239,17 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
         if ERRORS not in df.columns:
             raise ConfigError(f"pipelines.{name}.sink.quarantine needs a transform that reports errors (parse_events)")
         qpath = cfg.lake.table_path(p.sink.quarantine)
-        ensure_table(spark, qpath, quarantine_rows(df, name).schema, ["kafka_date"], props)
     missing = [k for k in p.sink.keys + p.sink.partition_by + ([p.sink.publish_key] if p.sink.publish else [])
                if k not in df.columns]
     if missing:
         raise ConfigError(f"pipelines.{name}.sink names columns the transforms do not produce: {', '.join(missing)}; "
                           f"columns: {', '.join(df.columns)}")
+    gate = quality_gate(cfg, name, df)
+    if qpath is not None:
+        ensure_table(spark, qpath, quarantine_rows(gate.evaluate(df), name).schema, ["kafka_date"], props)
+    mpath = cfg.lake.table_path(cfg.quality.metrics_table) if gate is not None else None
+    if mpath is not None:
+        ensure_table(spark, mpath, METRICS_SCHEMA, METRICS_PARTITIONS, props)
     ensure_table(spark, path, sink_schema(cfg, name, df), p.sink.partition_by, props)
     if p.sink.publish:
         _ensure_output_topics(cfg, name, [p.sink.publish])
@@ -220,27 +263,19 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         app_id = f"kappalake/{name}/{query_id.get()}"
-        if qpath is None and not delivery.active:
-            write_sink(batch, p.sink, path, app_id, batch_id)
-            return
-        # Persisted: the split reads the batch once per side, delivery once more.
-        batch = batch.persist()
-        try:
-            if qpath is None:
+        if gate is None:
+            if not delivery.active:
+                write_sink(batch, p.sink, path, app_id, batch_id)
+                return
+            batch = batch.persist()  # read by the write and by the delivery
+            try:
                 if not batch.isEmpty():
                     write_sink(batch, p.sink, path, app_id, batch_id)
                     delivery.deliver(batch)  # after the commit: Delta exactly once, then Kafka/notifiers
-                return
-            counts = dict(batch.groupBy(is_valid()).count().collect())
-            # An empty side is skipped; a replay of this batch has the same rows, so it skips it too.
-            if counts.get(True):
-                append_idempotent(valid_rows(batch), path, app_id=app_id, version=batch_id)
-                if delivery.active:
-                    delivery.deliver(valid_rows(batch))
-            if counts.get(False):
-                append_idempotent(quarantine_rows(batch, name), qpath, app_id=f"{app_id}/quarantine", version=batch_id)
-        finally:
-            batch.unpersist()
+            finally:
+                batch.unpersist()
+            return
+        write_checked(spark, gate, batch, batch_id, p.sink, path, qpath, mpath, app_id, name, delivery)
 
     query = (
         df.writeStream.queryName(name)
@@ -252,6 +287,29 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
     )
     query_id.set(str(query.id))
     return query
+
+
+def write_checked(spark: SparkSession, gate: QualityGate, batch: DataFrame, batch_id: int, sink, path: str,
+                  qpath: str | None, mpath: str, app_id: str, name: str, delivery: BatchDelivery | None = None) -> None:
+    """Judge a batch, stop on a violated ``fail`` rule, else write the kept rows, the quarantined
+    rows and the batch's quality metrics, each idempotently under ``(app_id, batch_id)``."""
+    evaluated = gate.evaluate(batch).persist()  # read by the counts, each side and the delivery
+    try:
+        quality = gate.measure(evaluated)
+        if not quality.rows_in:
+            return
+        gate.enforce(evaluated, quality, batch_id)  # before anything of this batch is written
+        # An empty side is skipped; a replay of this batch has the same rows, so it skips it too.
+        if quality.kept:
+            kept = valid_rows(evaluated, drop_raw=qpath is not None)
+            write_sink(kept, sink, path, app_id, batch_id)
+            if delivery is not None and delivery.active:
+                delivery.deliver(kept)
+        if quality.count("quarantined"):
+            append_idempotent(quarantine_rows(evaluated, name), qpath, app_id=f"{app_id}/quarantine", version=batch_id)
+        write_metrics(spark, mpath, name, sink.table, batch_id, quality, app_id)
+    finally:
+        evaluated.unpersist()
 
 
 def _start_kafka_sink(spark: SparkSession, cfg: Config, name: str, df: DataFrame, trigger: TriggerConf) -> StreamingQuery:

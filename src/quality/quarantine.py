@@ -1,31 +1,63 @@
 """The valid/quarantine split: rows with problems go to a quarantine table, never vanish.
 
-A quarantine row keeps what is needed to understand and replay it: the reasons, the raw
-payload (bytes and text), key, headers and Kafka coordinates, and which pipeline sent it.
+A quarantine row keeps what is needed to understand and replay it: every rule it failed
+(parser/contract codes and expectation names), a readable error text, the stage that
+rejected it, the raw payload (bytes and text), key, headers, Kafka coordinates and pipeline.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from kappalake.quality.gate import DETAILS, FAILED, OUTCOME, QUALITY_COLUMNS
 from kappalake.transforms.parse import ERRORS, is_valid
 
 RAW_ONLY = ["key", "value", "headers", ERRORS]
+PAYLOAD_CODES = ("not_utf8", "oversized", "malformed_json", "not_an_object")
+_CODE_TEXT = {
+    "not_utf8": "payload is not valid UTF-8",
+    "oversized": "payload is larger than the contract's size limit",
+    "malformed_json": "payload is not valid JSON",
+    "not_an_object": "payload is JSON but not an object",
+}
+_FIELD_TEXT = {
+    "missing": "required field missing or null",
+    "wrong_type": "wrong JSON type",
+    "pattern": "does not match the contract's pattern",
+    "format": "not a valid date-time",
+    "enum": "not one of the contract's values",
+    "range": "outside the contract's range",
+}
 
 
-def valid_rows(df: DataFrame) -> DataFrame:
-    """Rows without problems, minus the raw payload and the error list."""
-    return df.filter(is_valid()).drop(*[c for c in RAW_ONLY if c in df.columns])
+def valid_rows(df: DataFrame, drop_raw: bool = True) -> DataFrame:
+    """Rows to keep (passed or warned; without a gate: no contract errors) without the gate's
+    columns and, with ``drop_raw``, without the raw payload and the error list."""
+    if OUTCOME in df.columns:
+        keep = F.col(OUTCOME).isin("passed", "warned")
+    else:
+        keep = is_valid() if ERRORS in df.columns else F.lit(True)
+    return df.filter(keep).drop(*[c for c in (RAW_ONLY if drop_raw else []) + QUALITY_COLUMNS if c in df.columns])
+
+
+def quarantined(df: DataFrame) -> Column:
+    return F.col(OUTCOME) == "quarantined" if OUTCOME in df.columns else ~is_valid()
 
 
 def quarantine_rows(df: DataFrame, pipeline: str) -> DataFrame:
-    """Rows with problems in the quarantine schema."""
-    bad = df.filter(~is_valid())
+    """Quarantined rows in the quarantine schema."""
+    bad = df.filter(quarantined(df))
+    errors = F.col(FAILED) if FAILED in df.columns else F.col(ERRORS)
+    details = F.col(DETAILS) if DETAILS in df.columns else F.array().cast("array<string>")
+    reason = errors.getItem(0)
+    stage = (F.when(reason.isin(*PAYLOAD_CODES), "parse").when(F.size(ERRORS) > 0, "contract").otherwise("expectations"))
     return bad.select(
         F.lit(pipeline).alias("pipeline"),
-        F.col(ERRORS).getItem(0).alias("reason"),
-        F.col(ERRORS).alias("errors"),
+        stage.alias("stage"),
+        reason.alias("reason"),
+        errors.alias("errors"),
+        F.concat_ws("; ", F.concat(F.transform(F.col(ERRORS), describe_code), details)).alias("error_text"),
         F.col("topic"), F.col("partition"), F.col("offset"), F.col("kafka_timestamp"),
         F.col("key").cast("string").alias("key"),
         F.col("value").alias("payload"),
@@ -34,3 +66,15 @@ def quarantine_rows(df: DataFrame, pipeline: str) -> DataFrame:
         F.current_timestamp().alias("quarantined_at"),
         F.to_date("kafka_timestamp").alias("kafka_date"),
     )
+
+
+def describe_code(code: Column) -> Column:
+    """A parser/contract code (``missing:geo.lat``) as text (``geo.lat: required field missing or null``)."""
+    kind, field = F.substring_index(code, ":", 1), F.substring_index(code, ":", -1)
+    text = F.lit(None).cast("string")
+    for c, t in _CODE_TEXT.items():
+        text = F.when(code == c, F.lit(t)).otherwise(text)
+    for k, t in _FIELD_TEXT.items():
+        text = F.when(kind == k, F.concat(field, F.lit(f": {t}"))).otherwise(text)
+    text = F.when(kind == "version", F.concat(F.lit("unsupported schema_version "), field)).otherwise(text)
+    return F.coalesce(text, code)

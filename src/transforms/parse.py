@@ -40,7 +40,8 @@ def parse_events(df: DataFrame, topic: str, max_payload_bytes: int = 256 * 1024)
 
     Keeps the Kafka coordinates and the raw payload (for quarantine); rows are never dropped.
     Errors: ``not_utf8``, ``oversized``, ``malformed_json``, ``not_an_object``, and per field
-    ``missing:<f>``, ``wrong_type:<f>``, ``pattern:<f>``, ``enum:<f>``, ``range:<f>``,
+    ``missing:<f>``, ``wrong_type:<f>``, ``pattern:<f>``, ``format:<f>`` (an impossible date-time),
+    ``enum:<f>``, ``range:<f>``,
     ``version:<n>`` for an unknown ``schema_version``.
 
     Cost per row: one JSON parse into a VARIANT and three lookups on it (its type signature,
@@ -151,7 +152,10 @@ def _field(types: Column, parent: Column, name: str, prop: dict[str, Any], requi
         errors.append(F.when(type_ok & ~matches, F.lit(f"pattern:{label}")))
         ok = type_ok & matches
     if contracts.spark_ddl_type(prop) == "timestamp":
-        raw = F.to_timestamp(text)  # ISO-8601 with zone; only reached when the pattern matched
+        # ISO-8601 with zone. try_: under ANSI mode an impossible date (2026-02-30) would raise
+        # and stop the stream; it is a format error of this row instead.
+        raw = F.try_to_timestamp(text)
+        errors.append(F.when(ok & raw.isNull(), F.lit(f"format:{label}")))
     value = F.when(ok, raw)
     if allowed:
         errors.append(F.when(type_ok & ~raw.isin(allowed), F.lit(f"enum:{label}")))

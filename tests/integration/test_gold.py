@@ -17,7 +17,7 @@ from kappalake.ingest.producer import ProduceSpec, records
 from kappalake.lake.sinks import write_sink
 from kappalake.lake.tables import ensure_table
 from kappalake.pipelines.reference import write_reference_tables
-from kappalake.pipelines.runner import build_batch, read_static_source, run_pipelines
+from kappalake.pipelines.runner import build_batch, build_checked_batch, read_static_source, run_pipelines
 from kappalake.quality.quarantine import valid_rows
 from kappalake.transforms.gold_clickstream import page_minute_metrics, sessions
 from kappalake.transforms.gold_telemetry import zone_occupancy
@@ -54,7 +54,7 @@ def streamed(spark, tmp_path_factory):
     cfg = make_config({}, tmp, **{f"pipelines.{n}.source.max_files_per_trigger": 1 for n in gold})
     write_reference_tables(spark, cfg)
     for topic, count, seed in (("clickstream", 3000, 31), ("telemetry", 3000, 32)):
-        silver = valid_rows(build_batch(spark, cfg, f"silver_{topic}", bronze_frame(spark, cfg, topic, count, seed)))
+        silver = valid_rows(build_checked_batch(spark, cfg, f"silver_{topic}", bronze_frame(spark, cfg, topic, count, seed)))
         silver = cached = silver.withColumn("_chunk", F.ntile(CHUNKS).over(Window.orderBy("kafka_timestamp", "offset"))).persist()
         if topic == "clickstream":  # time passes: a day later every session is over (same last version)
             clock = (silver.filter(F.col("_chunk") == CHUNKS).orderBy("event_time").limit(1)

@@ -15,7 +15,7 @@ from kappalake.ingest.faults import FaultRates
 from kappalake.ingest.producer import ProduceSpec, produce
 from kappalake.ingest.topics import ensure_topics
 from kappalake.pipelines.reference import write_reference_tables
-from kappalake.pipelines.runner import apply_transforms, run_pipelines, start_pipeline, transform_specs
+from kappalake.pipelines.runner import build_checked_batch, run_pipelines, start_pipeline
 from kappalake.quality.quarantine import valid_rows
 from tests.conftest import make_config
 from tests.lake_checks import assert_exactly_once, bronze
@@ -130,7 +130,7 @@ def test_stream_and_batch_give_the_same_silver(spark, lake, topic):
     cfg, _ = lake
     name = f"silver_{topic}"
     static = spark.read.format("delta").load(cfg.lake.table_path(f"bronze.{topic}"))
-    batch = valid_rows(apply_transforms(spark, cfg, static, transform_specs(cfg, name)))
+    batch = valid_rows(build_checked_batch(spark, cfg, name, static))
     streamed = table(spark, cfg, f"silver.{topic}")
     assert_df_equality(streamed.select(*batch.columns), batch, ignore_row_order=True, ignore_nullable=True)
 
