@@ -92,6 +92,25 @@ def build_parser() -> argparse.ArgumentParser:
     al.add_argument("--json", action="store_true", help="print each alert as one JSON line")
     al.add_argument("--topic", default="alerts", help="logical topic (default: alerts)")
 
+    q = sub.add_parser("quality", help="data quality: GX validation report with Data Docs, suites, per-batch metrics",
+                       description="report: validate tables with their expectation suites (Great Expectations), write "
+                                   "Data Docs (HTML) and print a summary; exit code 1 when a `fail` expectation is "
+                                   "violated. suite: print a table's suite as GX JSON. metrics: totals per table from "
+                                   "the quality-metrics table.")
+    q.add_argument("action", choices=["report", "suite", "metrics"])
+    q.add_argument("--table", action="append", dest="tables", help="table, e.g. silver.clickstream (repeatable; default: all with a suite)")
+    q.add_argument("--since", help="report: only rows with time column >= this (ISO-8601, UTC)")
+    q.add_argument("--until", help="report: only rows with time column < this (ISO-8601, UTC)")
+    q.add_argument("--time-column", default="event_time", help="report: the column --since/--until apply to (default event_time)")
+
+    qr = sub.add_parser("quarantine", help="quarantined records: reasons, and replay through the current rules",
+                        description="replay: run quarantined records again through their pipeline's current transforms "
+                                    "and expectations; those that pass move to the table (idempotent, safe to rerun).")
+    qr.add_argument("action", choices=["replay", "show"])
+    qr.add_argument("--pipeline", action="append", dest="pipelines", help="pipeline (repeatable; default: all with a quarantine)")
+    qr.add_argument("--dry-run", action="store_true", help="replay: count what would move, change nothing")
+    qr.add_argument("--limit", type=int, default=10, help="show: latest records to print (default 10)")
+
     d = sub.add_parser("demo", help="the main job: broker, producers, ingestion to completion, summary")
     d.add_argument("--events", type=int, default=5000, help="events per topic (default 5000)")
     d.add_argument("--faults", type=float, default=0.005, metavar="RATE",
@@ -117,7 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from kappalake.ingest.broker import BrokerError
         from kappalake.pipelines.runner import PipelineError
 
-        if isinstance(e, (BrokerError, PipelineError)):
+        from kappalake.quality.gate import QualityGateError
+
+        if isinstance(e, (BrokerError, PipelineError, QualityGateError)):
             print(f"kappalake: {e}", file=sys.stderr)
             return 1
         raise
@@ -129,8 +150,12 @@ def cmd_config(cfg: Config, args: argparse.Namespace) -> int:
     if args.action == "validate":
         from kappalake.pipelines.runner import validate_pipelines
 
+        from kappalake.quality.suites import check_suites
+
         validate_pipelines(cfg)
-        print(f"configuration OK (profile {cfg.profile}, {len(cfg.pipelines)} pipelines, {len(cfg.topics)} topics)")
+        check_suites(cfg)
+        print(f"configuration OK (profile {cfg.profile}, {len(cfg.pipelines)} pipelines, {len(cfg.topics)} topics, "
+              f"{len(cfg.quality.suites)} expectation suites)")
     elif args.action == "get":
         if not args.key:
             raise ConfigError("'config get' needs a dotted key, e.g. spark.kafka_connector_version")
@@ -337,6 +362,49 @@ def cmd_alerts(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quality(cfg: Config, args: argparse.Namespace) -> int:
+    from kappalake.quality.suites import load_suite
+
+    tables = args.tables or sorted(cfg.quality.suites)
+    if args.action == "suite":
+        for table in tables:
+            suite = load_suite(cfg, table)
+            if suite is None:
+                raise ConfigError(f"table {table} has no expectation suite; suites: {', '.join(sorted(cfg.quality.suites))}")
+            print(json.dumps(suite.to_gx().to_json_dict(), indent=2, default=str))
+        return 0
+    from kappalake.session import get_spark
+
+    spark = get_spark(cfg)
+    if args.action == "metrics":
+        print_quality_metrics(spark, cfg)
+        return 0
+    from kappalake.quality.report import format_report, quality_report
+
+    reports, docs = quality_report(spark, cfg, args.tables, args.since, args.until, args.time_column)
+    print(format_report(reports, docs))
+    return 1 if any(r.failed for r in reports) else 0
+
+
+def cmd_quarantine(cfg: Config, args: argparse.Namespace) -> int:
+    from kappalake.quality.replay import replay_pipelines, replay_quarantine
+    from kappalake.session import get_spark
+
+    names = args.pipelines or replay_pipelines(cfg)
+    spark = get_spark(cfg)
+    if args.action == "show":
+        print_quarantine_reasons(spark, cfg)
+        print_latest_quarantined(spark, cfg, names, args.limit)
+        return 0
+    for name in names:
+        r = replay_quarantine(spark, cfg, name, dry_run=args.dry_run)
+        verb = "would move" if args.dry_run else "moved"
+        print(f"{name}: {r.examined:,} quarantined records replayed; {verb} {r.moved:,} to "
+              f"{cfg.pipelines[name].sink.table}, {r.duplicates:,} duplicates of events already there "
+              f"{'would be ' if args.dry_run else ''}removed, {r.remaining:,} still failing (kept)")
+    return 0
+
+
 def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.ingest.broker import LocalBroker
     from kappalake.ingest.faults import FaultRates
@@ -376,6 +444,7 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
             print(f"      {r.pipeline}: {r.input_rows} new rows in {r.batches} batches, {r.seconds:.1f}s")
         print("[5/5] what landed in each table")
         print_summary(spark, cfg)
+        print_quality_metrics(spark, cfg)
         print_quarantine_reasons(spark, cfg)
         print_gold_highlights(spark, cfg)
         print_alerts(spark, cfg)
@@ -429,6 +498,44 @@ def print_quarantine_reasons(spark: Any, cfg: Config) -> None:
         kinds = (spark.read.format("delta").load(path)
                  .groupBy(F.substring_index("reason", ":", 1).alias("kind")).count().orderBy(F.desc("count")).collect())
         print(f"{table} reasons: " + (", ".join(f"{r['kind']} {r['count']:,}" for r in kinds) or "none"))
+
+
+def print_quality_metrics(spark: Any, cfg: Config) -> None:
+    """Totals per table from the quality-metrics table: in, passed, warned, dropped, quarantined, top rules."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    path = cfg.lake.table_path(cfg.quality.metrics_table)
+    if not DeltaTable.isDeltaTable(spark, path):
+        return
+    m = spark.read.format("delta").load(path)
+    totals = m.groupBy("table").agg(F.count("*").alias("batches"), *[F.sum(c).alias(c) for c in
+                                    ("rows_in", "passed", "warned", "dropped", "quarantined")]).orderBy("table").collect()
+    rules = (m.select("table", F.explode("rule_failures").alias("rule", "n")).groupBy("table", "rule")
+             .agg(F.sum("n").alias("n")).collect())
+    for t in totals:
+        top = sorted(((r["n"], r["rule"]) for r in rules if r["table"] == t["table"]), reverse=True)[:6]
+        print(f"{t['table']} quality over {t['batches']} batches: {t['rows_in']:,} in, {t['passed']:,} passed, "
+              f"{t['warned']:,} warned, {t['dropped']:,} dropped, {t['quarantined']:,} quarantined"
+              + ("; failures: " + ", ".join(f"{r} {n:,}" for n, r in top) if top else ""))
+
+
+def print_latest_quarantined(spark: Any, cfg: Config, pipelines: list[str], limit: int) -> None:
+    """The latest quarantined records of ``pipelines``: where from, why, the payload's start."""
+    from delta.tables import DeltaTable
+    from pyspark.sql import functions as F
+
+    for name in pipelines:
+        table = cfg.pipelines[name].sink.quarantine
+        path = cfg.lake.table_path(table) if table else None
+        if path is None or not DeltaTable.isDeltaTable(spark, path):
+            continue
+        rows = (spark.read.format("delta").load(path).filter(F.col("pipeline") == name)
+                .orderBy(F.desc("quarantined_at"), F.desc("offset")).limit(limit).collect())
+        print(f"{table}, latest {len(rows)} of pipeline {name}:")
+        for r in rows:
+            text = (r["payload_text"] or "")[:70].replace("\n", " ")
+            print(f"  {r['topic']}/{r['partition']}@{r['offset']} [{r['stage']}] {r['error_text']}\n      {text}")
 
 
 def print_gold_highlights(spark: Any, cfg: Config) -> None:
@@ -513,5 +620,7 @@ COMMANDS = {
     "ingest": cmd_ingest,
     "summary": cmd_summary,
     "alerts": cmd_alerts,
+    "quality": cmd_quality,
+    "quarantine": cmd_quarantine,
     "demo": cmd_demo,
 }

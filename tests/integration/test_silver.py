@@ -24,7 +24,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 AVAILABLE_NOW = TriggerConf(available_now=True)
 PIPELINES = ["bronze_clickstream", "bronze_telemetry", "silver_clickstream", "silver_telemetry",
              "gold_page_minute", "gold_device_minute", "gold_zone_occupancy"]
-QUARANTINED = {"malformed_json", "missing_field", "wrong_type", "non_utf8", "oversized"}
+QUARANTINED = {"malformed_json", "missing_field", "wrong_type", "non_utf8", "oversized",  # the contract
+               "future_time", "bad_timestamp", "implausible_value"}  # the expectations (conf/expectations)
+PLAUSIBLE = {"clickstream": "price_plausible", "telemetry": "speed_plausible"}
 SECRET = "kappalake-local-development-only"
 
 
@@ -91,9 +93,38 @@ def test_quarantine_rows_say_why_and_keep_the_raw_payload(spark, lake, topic):
     for r in q.collect():
         assert bytes(r["payload"]) == bytes(r["raw"]) and r["pipeline"] == f"silver_{topic}"
         assert r["reason"] == r["errors"][0]
+        impossible_date = r["fault"] == "bad_timestamp" and not r["payload_text"].split('"event_time":"')[1][:4] in ("0001", "1970")
         expected = {"malformed_json": "malformed_json", "non_utf8": "not_utf8", "oversized": "oversized",
-                    "missing_field": f"missing:{r['field']}", "wrong_type": f"wrong_type:{r['field']}"}[r["fault"]]
+                    "missing_field": f"missing:{r['field']}", "wrong_type": f"wrong_type:{r['field']}",
+                    "future_time": "event_time_not_in_future", "implausible_value": PLAUSIBLE[topic],
+                    "bad_timestamp": "format:event_time" if impossible_date else "event_time_plausible"}[r["fault"]]
         assert expected in r["errors"], (r["fault"], r["field"], r["errors"])
+        stage = {"malformed_json": "parse", "non_utf8": "parse", "oversized": "parse"}.get(
+            r["fault"], "contract" if ":" in expected else "expectations")
+        assert r["stage"] == stage and r["error_text"], (r["fault"], r["stage"], r["error_text"])
+
+
+@pytest.mark.parametrize("topic", ["clickstream", "telemetry"])
+def test_quality_metrics_account_for_every_row_per_batch(spark, lake, topic):
+    cfg, sent = lake
+    m = table(spark, cfg, "ops.quality_metrics").filter(F.col("pipeline") == f"silver_{topic}")
+    per_batch = m.collect()
+    assert len(per_batch) >= (2 if topic == "clickstream" else 1)  # clickstream runs one bronze file per batch
+    assert len({r["batch_id"] for r in per_batch}) == len(per_batch)
+    assert all(r["rows_in"] == r["passed"] + r["warned"] + r["dropped"] + r["quarantined"] for r in per_batch)
+    silver, quarantine = table(spark, cfg, f"silver.{topic}"), table(spark, cfg, f"quarantine.{topic}")
+    assert sum(r["rows_in"] for r in per_batch) == sent[topic].acked - sent[topic].faults["duplicate"]
+    assert sum(r["passed"] + r["warned"] for r in per_batch) == silver.count()
+    assert sum(r["quarantined"] for r in per_batch) == quarantine.count()
+    # Per-rule counts: the quarantined ones match the quarantine table's error lists.
+    rules = {}
+    for r in per_batch:
+        for k, v in r["rule_failures"].items():
+            rules[k] = rules.get(k, 0) + v
+    in_quarantine = {r["rule"]: r["count"] for r in quarantine.select(F.explode("errors").alias("rule")).groupBy("rule").count().collect()}
+    for rule, n in in_quarantine.items():
+        assert rules[rule] == n, rule
+    assert rules[PLAUSIBLE[topic]] == sent[topic].faults["implausible_value"]
 
 
 def test_silver_clickstream_is_pseudonymised_coarsened_and_enriched(spark, lake):

@@ -1,0 +1,99 @@
+"""``kappalake quarantine replay``: re-judge quarantined records after a fix, move those that pass.
+
+Quarantined rows keep the raw Kafka record, so they can be run again through the pipeline's
+current transforms and quality gate (a static batch: the same functions the stream runs).
+Rows that now pass are appended to the pipeline's table and deleted from the quarantine;
+rows whose event is already in the table (its dedup key) are duplicates and only deleted;
+the rest stay, untouched. Idempotent: a row already in the table (by Kafka coordinates) is
+never appended again, so a rerun, or a rerun after a crash between the two commits, moves
+nothing twice. Run one replay per pipeline at a time; the stream may keep running (its
+appends do not conflict with the replay's delete under Delta's WriteSerializable isolation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from kappalake.config import Config, ConfigError
+from kappalake.pipelines.runner import build_checked_batch, transform_specs
+from kappalake.quality.quarantine import valid_rows
+
+COORDS = ["topic", "partition", "offset"]
+
+
+@dataclass
+class ReplayReport:
+    pipeline: str
+    examined: int = 0
+    moved: int = 0        # appended to the table now
+    duplicates: int = 0   # passed, but their event is already in the table
+    remaining: int = 0    # still failing: left in quarantine
+
+
+def replay_pipelines(cfg: Config) -> list[str]:
+    """The pipelines that have a quarantine table."""
+    return [n for n, p in cfg.pipelines.items() if p.sink.quarantine]
+
+
+def replay_quarantine(spark: SparkSession, cfg: Config, pipeline: str, dry_run: bool = False) -> ReplayReport:
+    """Replay ``pipeline``'s quarantined records through its current transforms and rules."""
+    if pipeline not in cfg.pipelines or not cfg.pipelines[pipeline].sink.quarantine:
+        raise ConfigError(f"pipeline {pipeline!r} has no sink.quarantine; pipelines with one: "
+                          f"{', '.join(replay_pipelines(cfg)) or 'none'}")
+    sink = cfg.pipelines[pipeline].sink
+    qpath, path = cfg.lake.table_path(sink.quarantine), cfg.lake.table_path(sink.table)
+    report = ReplayReport(pipeline)
+    if not DeltaTable.isDeltaTable(spark, qpath) or not DeltaTable.isDeltaTable(spark, path):
+        return report
+    quarantined = spark.read.format("delta").load(qpath).filter(F.col("pipeline") == pipeline)
+    raw = quarantined.select(
+        F.col("key").cast("binary").alias("key"), F.col("payload").alias("value"), *COORDS,
+        "kafka_timestamp", "headers").persist()
+    try:
+        report.examined = raw.count()
+        if not report.examined:
+            return report
+        passing = valid_rows(build_checked_batch(spark, cfg, pipeline, source=raw)).persist()
+        try:
+            table = spark.read.format("delta").load(path)
+            fresh = passing.join(table.select(*COORDS), COORDS, "left_anti")  # not moved by an earlier run
+            key = _dedup_key(cfg, pipeline)
+            if key is not None:
+                new = fresh.join(table.select(key).distinct(), key, "left_anti")
+            else:
+                new = fresh
+            new = new.persist()
+            report.moved = new.count()
+            passed = passing.count()
+            report.duplicates = fresh.count() - report.moved
+            report.remaining = report.examined - passed
+            if dry_run:
+                new.unpersist()
+                return report
+            if report.moved:
+                (new.select(*table.columns).write.format("delta").mode("append")
+                 .option("mergeSchema", "true").save(path))
+            new.unpersist()
+            if passed:
+                _delete(spark, qpath, pipeline, passing.select(*COORDS))
+        finally:
+            passing.unpersist()
+    finally:
+        raw.unpersist()
+    return report
+
+
+def _dedup_key(cfg: Config, pipeline: str) -> str | None:
+    for spec in transform_specs(cfg, pipeline):
+        if spec.name == "dedup":
+            return spec.params.get("key", "event_id")
+    return None
+
+
+def _delete(spark: SparkSession, qpath: str, pipeline: str, coords: DataFrame) -> None:
+    cond = " AND ".join([f"t.pipeline = '{pipeline}'"] + [f"t.`{c}` = s.`{c}`" for c in COORDS])
+    DeltaTable.forPath(spark, qpath).alias("t").merge(coords.alias("s"), cond).whenMatchedDelete().execute()
