@@ -381,8 +381,8 @@ def cmd_quality(cfg: Config, args: argparse.Namespace) -> int:
         return 0
     from kappalake.quality.report import format_report, quality_report
 
-    reports, docs = quality_report(spark, cfg, args.tables, args.since, args.until, args.time_column)
-    print(format_report(reports, docs))
+    reports, docs, skipped = quality_report(spark, cfg, args.tables, args.since, args.until, args.time_column)
+    print(format_report(reports, docs, skipped))
     return 1 if any(r.failed for r in reports) else 0
 
 

@@ -4,7 +4,7 @@ Quarantined rows keep the raw Kafka record, so they can be run again through the
 current transforms and quality gate (a static batch: the same functions the stream runs).
 Rows that now pass are appended to the pipeline's table and deleted from the quarantine;
 rows whose event is already in the table (its dedup key) are duplicates and only deleted;
-the rest stay, untouched. Idempotent: a row already in the table (by Kafka coordinates) is
+the rest stay, with their reasons updated to the current rules' verdict. Idempotent: a row already in the table (by Kafka coordinates) is
 never appended again, so a rerun, or a rerun after a crash between the two commits, moves
 nothing twice. Run one replay per pipeline at a time; the stream may keep running (its
 appends do not conflict with the replay's delete under Delta's WriteSerializable isolation).
@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 
 from kappalake.config import Config, ConfigError
 from kappalake.pipelines.runner import build_checked_batch, transform_specs
-from kappalake.quality.quarantine import valid_rows
+from kappalake.quality.quarantine import quarantine_rows, valid_rows
 
 COORDS = ["topic", "partition", "offset"]
 
@@ -57,7 +57,8 @@ def replay_quarantine(spark: SparkSession, cfg: Config, pipeline: str, dry_run: 
         report.examined = raw.count()
         if not report.examined:
             return report
-        passing = valid_rows(build_checked_batch(spark, cfg, pipeline, source=raw)).persist()
+        evaluated = build_checked_batch(spark, cfg, pipeline, source=raw).persist()
+        passing = valid_rows(evaluated).persist()
         try:
             table = spark.read.format("delta").load(path)
             fresh = passing.join(table.select(*COORDS), COORDS, "left_anti")  # not moved by an earlier run
@@ -80,8 +81,10 @@ def replay_quarantine(spark: SparkSession, cfg: Config, pipeline: str, dry_run: 
             new.unpersist()
             if passed:
                 _delete(spark, qpath, pipeline, passing.select(*COORDS))
+            _update_reasons(spark, qpath, pipeline, quarantine_rows(evaluated, pipeline))
         finally:
             passing.unpersist()
+            evaluated.unpersist()
     finally:
         raw.unpersist()
     return report
@@ -92,6 +95,14 @@ def _dedup_key(cfg: Config, pipeline: str) -> str | None:
         if spec.name == "dedup":
             return spec.params.get("key", "event_id")
     return None
+
+
+def _update_reasons(spark: SparkSession, qpath: str, pipeline: str, still: DataFrame) -> None:
+    """Records that still fail carry the current rules' verdict (a changed rule shows up)."""
+    cond = " AND ".join([f"t.pipeline = '{pipeline}'"] + [f"t.`{c}` = s.`{c}`" for c in COORDS])
+    reasons = ["stage", "reason", "errors", "error_text"]
+    (DeltaTable.forPath(spark, qpath).alias("t").merge(still.select(*COORDS, *reasons).alias("s"), cond)
+     .whenMatchedUpdate(condition="NOT (t.errors <=> s.errors)", set={c: f"s.{c}" for c in reasons}).execute())
 
 
 def _delete(spark: SparkSession, qpath: str, pipeline: str, coords: DataFrame) -> None:

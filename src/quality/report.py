@@ -52,8 +52,10 @@ class TableReport:
 
 
 def quality_report(spark: SparkSession, cfg: Config, tables: list[str] | None = None, since: str | None = None,
-                   until: str | None = None, time_column: str = "event_time") -> tuple[list[TableReport], str | None]:
-    """Validate each table's suite with GX; returns the reports and the Data Docs index URL."""
+                   until: str | None = None, time_column: str = "event_time"
+                   ) -> tuple[list[TableReport], str | None, list[str]]:
+    """Validate each table's suite with GX; returns the reports, the Data Docs index URL and the
+    tables skipped because they do not exist yet (only when ``tables`` is not given)."""
     names = tables or sorted(cfg.quality.suites)
     suites: list[Suite] = []
     for name in names:
@@ -63,16 +65,19 @@ def quality_report(spark: SparkSession, cfg: Config, tables: list[str] | None = 
                               f"(add conf/{cfg.quality.suites_dir}/{name}.yaml)")
         suites.append(suite)
     context = _context(cfg)
-    reports = []
+    reports, skipped = [], []
     for suite in suites:
         path = cfg.lake.table_path(suite.table)
+        if not DeltaTable.isDeltaTable(spark, path) and not tables:
+            skipped.append(suite.table)
+            continue
         if not DeltaTable.isDeltaTable(spark, path):
             raise ConfigError(f"table {suite.table} does not exist yet at {path}; run its pipeline first")
         df = _time_range(spark.read.format("delta").load(path), suite.table, time_column, since, until)
         reports.append(_validate(context, suite, df))
     context.build_data_docs()
     urls = context.get_docs_sites_urls()
-    return reports, (urls[0]["site_url"] if urls else None)
+    return reports, (urls[0]["site_url"] if urls else None), skipped
 
 
 def _context(cfg: Config) -> Any:
@@ -131,9 +136,9 @@ def _validate(context: Any, suite: Suite, df: DataFrame) -> TableReport:
     return TableReport(suite.table, rows if rows is not None else df.count(), out)
 
 
-def format_report(reports: list[TableReport], docs_url: str | None) -> str:
+def format_report(reports: list[TableReport], docs_url: str | None, skipped: list[str] = ()) -> str:
     """The terminal summary: one line per expectation, violated ones marked."""
-    lines = []
+    lines = [f"{t}: not written yet (skipped)" for t in skipped]
     for rep in reports:
         lines.append(f"{rep.table}: {rep.rows:,} rows, {sum(r.success for r in rep.results)}/{len(rep.results)} expectations met")
         lines.append(f"  {'rule':34} {'policy':10} {'scope':6} {'result':8} {'unexpected':>12}  observed")
