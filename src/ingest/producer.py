@@ -133,6 +133,7 @@ def send_records(
                 ahead = (rec.due_ms - pace_from_ms) / 1000 - (now - start)
                 if ahead > 0:
                     if deadline and now + ahead > deadline:
+                        time.sleep(max(0.0, deadline - now))  # the run lasts its duration, not until the last send
                         break
                     time.sleep(ahead)
                     now = time.monotonic()

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType
 
 from kappalake.quality.rules import RowCheck, compile_rule
-from kappalake.quality.suites import Suite
+from kappalake.quality.suites import POLICIES, Suite
 from kappalake.transforms.parse import ERRORS
 
 OUTCOME = "_q_outcome"
@@ -51,12 +51,12 @@ class BatchQuality:
 class QualityGate:
     """A table's row-scope rules compiled for the rows a pipeline writes."""
 
-    def __init__(self, suite: Suite | None, pipeline: str, columns_schema: Any, fail_sample: int = 5) -> None:
+    def __init__(self, suite: Suite | None, pipeline: str, schema: Any, fail_sample: int = 5) -> None:
         self.suite = suite
         self.pipeline = pipeline
         self.fail_sample = fail_sample
         rules = suite.row_rules if suite else []
-        self.checks: list[RowCheck] = [c for r in rules if (c := compile_rule(r, columns_schema)) is not None]
+        self.checks: list[RowCheck] = [c for r in rules if (c := compile_rule(r, schema)) is not None]
 
     @property
     def policies(self) -> set[str]:
@@ -76,7 +76,7 @@ class QualityGate:
                    .when(F.size(names(("drop",))) > 0, "dropped")
                    .when(F.size(names(("warn", "fail"))) > 0, "warned")
                    .otherwise("passed"))
-        return df.select("*", outcome.alias(OUTCOME), F.concat(contract, names(tuple(["warn", "drop", "quarantine", "fail"]))).alias(FAILED),
+        return df.select("*", outcome.alias(OUTCOME), F.concat(contract, names(POLICIES)).alias(FAILED),
                          details.alias(DETAILS))
 
     def measure(self, evaluated: DataFrame) -> BatchQuality:

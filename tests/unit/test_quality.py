@@ -188,7 +188,7 @@ def test_unknown_columns_and_wrong_types_are_found_before_a_stream_starts():
     assert rule.index == 1 and problem == "price is DoubleType, expected StringType"
 
 
-def test_the_shipped_suites_load_and_match_the_silver_columns(spark):
+def test_the_shipped_suites_load():
     from kappalake.config import load_config
     from kappalake.quality.suites import check_suites
 
