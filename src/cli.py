@@ -511,10 +511,10 @@ def print_quality_metrics(spark: Any, cfg: Config) -> None:
     m = spark.read.format("delta").load(path)
     totals = m.groupBy("table").agg(F.count("*").alias("batches"), *[F.sum(c).alias(c) for c in
                                     ("rows_in", "passed", "warned", "dropped", "quarantined")]).orderBy("table").collect()
-    rules = (m.select("table", F.explode("rule_failures").alias("rule", "n")).groupBy("table", "rule")
-             .agg(F.sum("n").alias("n")).collect())
+    rules = (m.select("table", F.explode("rule_failures").alias("rule", "n"))  # contract codes by kind
+             .groupBy("table", F.substring_index("rule", ":", 1).alias("rule")).agg(F.sum("n").alias("n")).collect())
     for t in totals:
-        top = sorted(((r["n"], r["rule"]) for r in rules if r["table"] == t["table"]), reverse=True)[:6]
+        top = sorted(((r["n"], r["rule"]) for r in rules if r["table"] == t["table"]), reverse=True)[:8]
         print(f"{t['table']} quality over {t['batches']} batches: {t['rows_in']:,} in, {t['passed']:,} passed, "
               f"{t['warned']:,} warned, {t['dropped']:,} dropped, {t['quarantined']:,} quarantined"
               + ("; failures: " + ", ".join(f"{r} {n:,}" for n, r in top) if top else ""))
