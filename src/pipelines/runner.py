@@ -23,7 +23,7 @@ from pyspark.sql.types import StructType
 from delta.tables import DeltaTable
 
 from kappalake.alerts.delivery import BatchDelivery
-from kappalake.config import Config, ConfigError, TriggerConf
+from kappalake.config import Config, ConfigError, SinkConf, TriggerConf
 from kappalake.ingest.kafka_clients import spark_kafka_options, spark_source_options
 from kappalake.lake.sinks import table_schema, write_sink
 from kappalake.lake.tables import ensure_table
@@ -215,9 +215,10 @@ def quality_gate(cfg: Config, name: str, df: DataFrame) -> QualityGate | None:
                 raise ConfigError(message + "; change the transforms or the expectation")
             log.warning("%s (policy %s)", message, rule.policy)
     gate = QualityGate(suite, name, df.schema, cfg.quality.fail_sample)
-    if "quarantine" in gate.policies and not sink.quarantine:
-        raise ConfigError(f"quality.suites.{sink.table} has quarantine rules but pipelines.{name}.sink.quarantine is "
-                          f"not set: name a quarantine table, or use policy warn, drop or fail")
+    if ("quarantine" in gate.policies or ERRORS in df.columns) and not sink.quarantine:
+        raise ConfigError(f"quality.suites.{sink.table} quarantines rows (quarantine rules, or contract errors from "
+                          f"parse_events) but pipelines.{name}.sink.quarantine is not set: name a quarantine table, "
+                          f"or use policy warn, drop or fail")
     return gate
 
 
@@ -289,7 +290,7 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
     return query
 
 
-def write_checked(spark: SparkSession, gate: QualityGate, batch: DataFrame, batch_id: int, sink, path: str,
+def write_checked(spark: SparkSession, gate: QualityGate, batch: DataFrame, batch_id: int, sink: SinkConf, path: str,
                   qpath: str | None, mpath: str, app_id: str, name: str, delivery: BatchDelivery | None = None) -> None:
     """Judge a batch, stop on a violated ``fail`` rule, else write the kept rows, the quarantined
     rows and the batch's quality metrics, each idempotently under ``(app_id, batch_id)``."""
