@@ -37,6 +37,13 @@ def _scalar_to_str(v: Any) -> Any:
 StrMap = dict[str, Annotated[str, BeforeValidator(_scalar_to_str)]]
 
 
+def _check_table_name(v: str, example: str) -> str:
+    """``v`` if it names a table as ``layer.name``."""
+    if not TABLE_NAME.match(v):
+        raise ValueError(f"table name {v!r} must look like 'layer.name' (e.g. {example})")
+    return v
+
+
 class ConfigError(ValueError):
     """Bad configuration; the message names the key and the fix."""
 
@@ -297,9 +304,7 @@ class AlertsConf(_Model):
     @field_validator("deliveries_table")
     @classmethod
     def _table_name(cls, v: str) -> str:
-        if not TABLE_NAME.match(v):
-            raise ValueError(f"table name {v!r} must look like 'layer.name' (e.g. ops.alert_deliveries)")
-        return v
+        return _check_table_name(v, "ops.alert_deliveries")
 
 
 class QualityConf(_Model):
@@ -328,9 +333,7 @@ class QualityConf(_Model):
     @field_validator("metrics_table")
     @classmethod
     def _table_name(cls, v: str) -> str:
-        if not TABLE_NAME.match(v):
-            raise ValueError(f"table name {v!r} must look like 'layer.name' (e.g. ops.quality_metrics)")
-        return v
+        return _check_table_name(v, "ops.quality_metrics")
 
 
 class PipelineConf(_Model):
@@ -453,8 +456,7 @@ def load_config(
 
 def _read_suites(merged: dict[str, Any], conf_dir: Path) -> None:
     """Add the suites of ``quality.suites_dir`` (one ``<table>.yaml`` each) under ``quality.suites``."""
-    quality = merged.setdefault("quality", {}) or {}
-    merged["quality"] = quality
+    quality = merged["quality"] = merged.get("quality") or {}
     rel = quality.get("suites_dir", "expectations")
     if not rel:
         return

@@ -1,8 +1,10 @@
 """The one runner: source -> named transforms -> idempotent Delta sink(s), per ``conf/`` pipeline.
 
-Sources are Kafka topics or Delta tables read as streams (bronze -> silver). When a sink names
-a quarantine table, each micro-batch is split: rows with parse/contract errors go there,
-the rest to the table; both writes are idempotent with their own transaction app id.
+Sources are Kafka topics or Delta tables read as streams (bronze -> silver). When the sink
+table has an expectation suite or a quarantine table, each micro-batch goes through the
+quality gate: kept rows to the table, quarantined rows (contract errors, failed quarantine
+rules) to the quarantine, the batch's counts to the quality-metrics table, each write
+idempotent with its own transaction app id; a violated ``fail`` rule stops the query.
 """
 
 from __future__ import annotations

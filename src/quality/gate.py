@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType
 
 from kappalake.quality.rules import RowCheck, compile_rule
-from kappalake.quality.suites import POLICIES, Suite
+from kappalake.quality.suites import Suite
 from kappalake.transforms.parse import ERRORS
 
 OUTCOME = "_q_outcome"
@@ -63,21 +63,27 @@ class QualityGate:
         return {c.rule.policy for c in self.checks}
 
     def evaluate(self, df: DataFrame) -> DataFrame:
-        """``df`` plus the outcome, the failed rule names and their details, per row."""
+        """``df`` plus the outcome, the failed rule names and their details, per row.
+
+        Each rule's predicate is evaluated once, into the list of failed names; the outcome
+        and the details are read from that list.
+        """
         contract = F.col(ERRORS) if ERRORS in df.columns else F.array().cast(ArrayType(StringType()))
         judged = F.size(contract) == 0
+        names = _non_null([F.when(judged & c.failed, F.lit(c.rule.name)) for c in self.checks])
+        failed = F.col(FAILED)
 
-        def names(policies: tuple[str, ...]) -> Column:
-            picked = [F.when(judged & c.failed, F.lit(c.rule.name)) for c in self.checks if c.rule.policy in policies]
-            return _non_null(picked)
+        def any_failed(policies: tuple[str, ...]) -> Column:
+            picked = [F.lit(c.rule.name) for c in self.checks if c.rule.policy in policies]
+            return F.arrays_overlap(failed, F.array(*picked)) if picked else F.lit(False)
 
-        details = _non_null([F.when(judged & c.failed, c.detail) for c in self.checks])
-        outcome = (F.when(~judged | (F.size(names(("quarantine",))) > 0), "quarantined")
-                   .when(F.size(names(("drop",))) > 0, "dropped")
-                   .when(F.size(names(("warn", "fail"))) > 0, "warned")
+        details = _non_null([F.when(judged & F.array_contains(failed, c.rule.name), c.detail) for c in self.checks])
+        outcome = (F.when(~judged | any_failed(("quarantine",)), "quarantined")
+                   .when(any_failed(("drop",)), "dropped")
+                   .when(any_failed(("warn", "fail")), "warned")
                    .otherwise("passed"))
-        return df.select("*", outcome.alias(OUTCOME), F.concat(contract, names(POLICIES)).alias(FAILED),
-                         details.alias(DETAILS))
+        return (df.select("*", F.concat(contract, names).alias(FAILED))
+                .select(*df.columns, outcome.alias(OUTCOME), FAILED, details.alias(DETAILS)))
 
     def measure(self, evaluated: DataFrame) -> BatchQuality:
         """Outcome counts and per-rule failure counts of an evaluated batch (one Spark job)."""
@@ -109,9 +115,8 @@ class QualityGate:
             cols = [c for c in ("topic", "partition", "offset") if c in evaluated.columns] + rule.columns()
             sample = [r.asDict() for r in evaluated.filter(F.array_contains(FAILED, rule.name)).select(*cols).limit(self.fail_sample).collect()]
             where = f"batch {batch_id} of pipeline {self.pipeline}" if batch_id is not None else f"pipeline {self.pipeline}"
-            table = self.suite.table if self.suite else "?"
             raise QualityGateError(
-                f"expectation {rule.name} ({rule.type}, policy fail) of quality.suites.{table} failed for {failed} of "
+                f"expectation {rule.name} ({rule.type}, policy fail) of quality.suites.{self.suite.table} failed for {failed} of "
                 f"{judged} rows in {where} (mostly={mostly}); failing rows: {_one_line(sample)}; fix the data or the "
                 f"rule, then restart: the batch is retried and nothing of it was written")
 

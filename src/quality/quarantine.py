@@ -41,15 +41,10 @@ def valid_rows(df: DataFrame, drop_raw: bool = True) -> DataFrame:
     return df.filter(keep).drop(*[c for c in (RAW_ONLY if drop_raw else []) + QUALITY_COLUMNS if c in df.columns])
 
 
-def quarantined(df: DataFrame) -> Column:
-    return F.col(OUTCOME) == "quarantined" if OUTCOME in df.columns else ~is_valid()
-
-
 def quarantine_rows(df: DataFrame, pipeline: str) -> DataFrame:
-    """Quarantined rows in the quarantine schema."""
-    bad = df.filter(quarantined(df))
-    errors = F.col(FAILED) if FAILED in df.columns else F.col(ERRORS)
-    details = F.col(DETAILS) if DETAILS in df.columns else F.array().cast("array<string>")
+    """Quarantined rows of a batch judged by the quality gate, in the quarantine schema."""
+    bad = df.filter(F.col(OUTCOME) == "quarantined")
+    errors = F.col(FAILED)
     reason = errors.getItem(0)
     stage = (F.when(reason.isin(*PAYLOAD_CODES), "parse").when(F.size(ERRORS) > 0, "contract").otherwise("expectations"))
     return bad.select(
@@ -57,7 +52,7 @@ def quarantine_rows(df: DataFrame, pipeline: str) -> DataFrame:
         stage.alias("stage"),
         reason.alias("reason"),
         errors.alias("errors"),
-        F.concat_ws("; ", F.concat(F.transform(F.col(ERRORS), describe_code), details)).alias("error_text"),
+        F.concat_ws("; ", F.concat(F.transform(F.col(ERRORS), describe_code), F.col(DETAILS))).alias("error_text"),
         F.col("topic"), F.col("partition"), F.col("offset"), F.col("kafka_timestamp"),
         F.col("key").cast("string").alias("key"),
         F.col("value").alias("payload"),

@@ -99,12 +99,16 @@ def _dedup_key(cfg: Config, pipeline: str) -> str | None:
 
 def _update_reasons(spark: SparkSession, qpath: str, pipeline: str, still: DataFrame) -> None:
     """Records that still fail carry the current rules' verdict (a changed rule shows up)."""
-    cond = " AND ".join([f"t.pipeline = '{pipeline}'"] + [f"t.`{c}` = s.`{c}`" for c in COORDS])
+    cond = _same_record(pipeline)
     reasons = ["stage", "reason", "errors", "error_text"]
     (DeltaTable.forPath(spark, qpath).alias("t").merge(still.select(*COORDS, *reasons).alias("s"), cond)
      .whenMatchedUpdate(condition="NOT (t.errors <=> s.errors)", set={c: f"s.{c}" for c in reasons}).execute())
 
 
 def _delete(spark: SparkSession, qpath: str, pipeline: str, coords: DataFrame) -> None:
-    cond = " AND ".join([f"t.pipeline = '{pipeline}'"] + [f"t.`{c}` = s.`{c}`" for c in COORDS])
-    DeltaTable.forPath(spark, qpath).alias("t").merge(coords.alias("s"), cond).whenMatchedDelete().execute()
+    DeltaTable.forPath(spark, qpath).alias("t").merge(coords.alias("s"), _same_record(pipeline)).whenMatchedDelete().execute()
+
+
+def _same_record(pipeline: str) -> str:
+    """MERGE condition: the quarantine row ``t`` of ``pipeline`` at the Kafka coordinates of ``s``."""
+    return " AND ".join([f"t.pipeline = '{pipeline}'"] + [f"t.`{c}` = s.`{c}`" for c in COORDS])

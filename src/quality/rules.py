@@ -57,8 +57,7 @@ def compile_rule(rule: Rule, schema: StructType) -> RowCheck | None:
     if cond:
         bad = F.expr(cond) & bad
     failed = F.coalesce(bad, F.lit(False))
-    shown = [c for c in rule.columns()]
-    quoted = [F.concat(F.lit(f"{c}="), F.coalesce(F.col(c).cast("string"), F.lit("null"))) for c in shown]
+    quoted = [F.concat(F.lit(f"{c}="), F.coalesce(F.col(c).cast("string"), F.lit("null"))) for c in rule.columns()]
     detail = F.concat_ws(" ", F.lit(f"{rule.name}:"), *quoted)
     return RowCheck(rule, failed, detail)
 

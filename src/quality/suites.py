@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from kappalake.config import Config, ConfigError
@@ -110,7 +109,7 @@ def suite_from_dict(table: str, raw: dict[str, Any]) -> Suite:
         check_shape(table, raw)
     except ValueError as e:
         raise ConfigError(f"quality.suites: {e}") from None
-    return _build(table, _freeze(raw))
+    return _build(table, raw)
 
 
 def check_suites(cfg: Config) -> None:
@@ -119,11 +118,9 @@ def check_suites(cfg: Config) -> None:
         load_suite(cfg, table)
 
 
-@lru_cache(maxsize=64)
-def _build(table: str, frozen: Any) -> Suite:
+def _build(table: str, raw: dict[str, Any]) -> Suite:
     from kappalake.quality.rules import ROW_LEVEL
 
-    raw = _thaw(frozen)
     rules: list[Rule] = []
     seen: dict[str, int] = {}
     for i, e in enumerate(raw["expectations"]):
@@ -186,19 +183,3 @@ def check_columns(suite: Suite, columns: list[str], pipeline: str) -> None:
         if missing:
             raise ConfigError(f"quality.suites.{suite.table}.expectations[{rule.index}] ({rule.type}, rule {rule.name}) "
                               f"names unknown column(s) {', '.join(missing)}; pipeline {pipeline} writes: {', '.join(columns)}")
-
-
-def _freeze(value: Any) -> Any:
-    if isinstance(value, dict):
-        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
-    if isinstance(value, list):
-        return ("__list__", tuple(_freeze(v) for v in value))
-    return value
-
-
-def _thaw(value: Any) -> Any:
-    if isinstance(value, tuple) and value and value[0] == "__list__":
-        return [_thaw(v) for v in value[1]]
-    if isinstance(value, tuple):
-        return {k: _thaw(v) for k, v in value}
-    return value
