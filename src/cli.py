@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -110,6 +112,41 @@ def build_parser() -> argparse.ArgumentParser:
     qr.add_argument("--pipeline", action="append", dest="pipelines", help="pipeline (repeatable; default: all with a quarantine)")
     qr.add_argument("--dry-run", action="store_true", help="replay: count what would move, change nothing")
     qr.add_argument("--limit", type=int, default=10, help="show: latest records to print (default 10)")
+
+    rp = sub.add_parser("reprocess", help="rebuild a table or a time range of it with the current code (batch)",
+                        description="Rebuild a table, or the rows whose time column is in [--from, --to), from its "
+                                    "source table with the current transforms and quality rules, replacing exactly "
+                                    "that range in one Delta commit (idempotent: a rerun with no change writes "
+                                    "nothing; safe while the streams run). --full replays a Kafka-fed table from the "
+                                    "earliest retained offsets into a side table and swaps it in.")
+    rp.add_argument("--table", required=True, help="e.g. silver.clickstream, gold.sessions")
+    rp.add_argument("--from", dest="start", help="start of the range, ISO-8601 UTC (inclusive)")
+    rp.add_argument("--to", dest="end", help="end of the range, ISO-8601 UTC (exclusive)")
+    rp.add_argument("--day", help="one UTC day: YYYY-MM-DD, 'yesterday' or 'today' (instead of --from/--to)")
+    rp.add_argument("--full", action="store_true", help="replay Kafka from the earliest retained offset (bronze, silver)")
+    rp.add_argument("--dry-run", action="store_true", help="compute and compare, change nothing")
+    rp.add_argument("--margin", help="source rows read beyond the range on each side, e.g. '2 hours' (default: "
+                                     "twice the longest window/gap of the pipeline, at least 1 hour)")
+    rp.add_argument("--wait", type=float, default=600, help="--full: seconds to wait for the live stream to pass the "
+                                                            "replayed offsets before swapping (default 600)")
+
+    qy = sub.add_parser("query", help="run a named BI query over the lake (latest, or --as-of a version/timestamp)")
+    qy.add_argument("name", nargs="?", help="query name; omit (or --list) to list them")
+    qy.add_argument("--list", action="store_true", help="list the named queries")
+    qy.add_argument("--as-of", help="time travel: a version of the query's first table (e.g. 3) or a timestamp "
+                                    "(e.g. 2026-11-25T10:00:00) for every table it reads")
+    qy.add_argument("--limit", type=int, default=20, help="rows to print (default 20)")
+    qy.add_argument("--json", action="store_true", help="print rows as JSON lines")
+    qy.add_argument("--sql", action="store_true", help="print the query's SQL instead of running it")
+
+    sq = sub.add_parser("sql", help="run Spark SQL over the lake's tables (gold.sessions, ...) and named queries")
+    sq.add_argument("statement", help="e.g. \"SELECT * FROM gold.sessions VERSION AS OF 2 LIMIT 5\"")
+    sq.add_argument("--limit", type=int, default=20, help="rows to print (default 20)")
+    sq.add_argument("--json", action="store_true", help="print rows as JSON lines")
+
+    hi = sub.add_parser("history", help="a table's Delta versions (for time travel): time, operation, rows")
+    hi.add_argument("table", help="e.g. silver.clickstream")
+    hi.add_argument("--limit", type=int, default=20, help="versions to print (default 20)")
 
     d = sub.add_parser("demo", help="the main job: broker, producers, ingestion to completion, summary")
     d.add_argument("--events", type=int, default=5000, help="events per topic (default 5000)")
@@ -405,6 +442,132 @@ def cmd_quarantine(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reprocess(cfg: Config, args: argparse.Namespace) -> int:
+    from kappalake.pipelines.reprocess import parse_time, reprocess_full, reprocess_range, writer_of
+    from kappalake.session import get_spark
+
+    writer_of(cfg, args.table)  # a wrong table name fails before Spark starts
+    start, end = parse_time(args.start, "--from"), parse_time(args.end, "--to")
+    if args.day:
+        if start or end or args.full:
+            raise ConfigError("--day replaces --from/--to and does not go with --full")
+        start, end = day_range(args.day)
+    margin = None
+    if args.margin:
+        from kappalake.pipelines.reprocess import _seconds
+
+        if not _seconds(args.margin):
+            raise ConfigError(f"--margin {args.margin!r} is not a duration like '2 hours' or '30 minutes'")
+        margin = timedelta(seconds=_seconds(args.margin))
+    if args.full and (start or end):
+        raise ConfigError("--full replays everything Kafka retains: leave out --from/--to (or drop --full)")
+    spark = get_spark(cfg)
+    say = lambda line: print(f"  {line}", flush=True)  # noqa: E731
+    if args.full:
+        report = reprocess_full(spark, cfg, args.table, dry_run=args.dry_run, wait_s=args.wait, progress=say)
+    else:
+        report = reprocess_range(spark, cfg, args.table, start, end, dry_run=args.dry_run, margin=margin, progress=say)
+    print(format_reprocess(report, args.dry_run))
+    return 0
+
+
+def day_range(day: str) -> tuple[datetime, datetime]:
+    """[00:00, 24:00) UTC of ``day``: YYYY-MM-DD, 'today' or 'yesterday'."""
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    named = {"today": today, "yesterday": today - timedelta(days=1)}
+    if day in named:
+        start = named[day]
+    else:
+        try:
+            start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+        except ValueError:
+            raise ConfigError(f"--day {day!r}: use YYYY-MM-DD, 'today' or 'yesterday'") from None
+    return start, start + timedelta(days=1)
+
+
+def format_reprocess(r: Any, dry_run: bool) -> str:
+    if dry_run:
+        outcome = "dry run: nothing written"
+    elif r.version is not None:
+        outcome = f"now at version {r.version}"
+    else:
+        outcome = "unchanged: nothing written"
+    lines = [f"{r.table} ({r.scope}) from {r.source} by {r.pipeline}: {r.before:,} rows before, {r.after:,} after; "
+             f"{r.added:,} new or changed, {r.removed:,} gone; {outcome}"]
+    if r.quarantined:
+        lines.append(f"  {r.quarantined:,} rows of it quarantined by the current rules")
+    lines += [f"  {n}" for n in r.notes]
+    lines.append(f"  {r.seconds:.1f} s" + (f", {r.attempts} attempts (concurrent commits)" if r.attempts > 1 else ""))
+    return "\n".join(lines)
+
+
+def cmd_query(cfg: Config, args: argparse.Namespace) -> int:
+    from kappalake.bi.queries import QUERIES, get_query, query_sql, run_query
+
+    if args.list or not args.name:
+        width = max(map(len, QUERIES))
+        for q in QUERIES.values():
+            print(f"{q.name:<{width}}  {q.description}  [{', '.join(q.tables)}]")
+        return 0
+    if args.sql:
+        print(query_sql(get_query(args.name), args.as_of).strip())
+        return 0
+    from kappalake.session import get_spark
+
+    print_rows(run_query(get_spark(cfg), cfg, args.name, args.as_of), args.limit, args.json)
+    return 0
+
+
+def cmd_sql(cfg: Config, args: argparse.Namespace) -> int:
+    from kappalake.bi.queries import register_views
+    from kappalake.session import get_spark
+
+    spark = get_spark(cfg)
+    register_views(spark, cfg)
+    print_rows(spark.sql(args.statement), args.limit, args.json)
+    return 0
+
+
+def cmd_history(cfg: Config, args: argparse.Namespace) -> int:
+    from kappalake.bi.queries import table_history
+    from kappalake.session import get_spark
+
+    print_rows(table_history(get_spark(cfg), cfg, args.table, args.limit), args.limit, False)
+    return 0
+
+
+def print_rows(df: Any, limit: int, as_json: bool) -> None:
+    """``limit`` rows of ``df``: an aligned text table, or JSON lines."""
+    rows = df.limit(limit + 1).collect()
+    shown = rows[:limit]
+    if as_json:
+        for r in shown:
+            print(json.dumps(r.asDict(recursive=True), default=str))
+        return
+    cells = [[_cell(v) for v in r] for r in shown]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(df.columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(df.columns, widths)).rstrip())
+    print("  ".join("-" * w for w in widths))
+    for row in cells:
+        print("  ".join(v.rjust(w) if _numeric(v) else v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    more = " (more not shown; --limit)" if len(rows) > limit else ""
+    print(f"({len(shown)} rows{more})")
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, float):
+        return f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    if isinstance(v, datetime):
+        return f"{v:%Y-%m-%d %H:%M:%S}"
+    return str(v)
+
+
+def _numeric(v: str) -> bool:
+    return bool(re.fullmatch(r"-?[\d,]+(\.\d+)?(e[+-]?\d+)?", v))
+
+
 def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.ingest.broker import LocalBroker
     from kappalake.ingest.faults import FaultRates
@@ -622,5 +785,9 @@ COMMANDS = {
     "alerts": cmd_alerts,
     "quality": cmd_quality,
     "quarantine": cmd_quarantine,
+    "reprocess": cmd_reprocess,
+    "query": cmd_query,
+    "sql": cmd_sql,
+    "history": cmd_history,
     "demo": cmd_demo,
 }

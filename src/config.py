@@ -181,6 +181,12 @@ class SinkConf(_Model):
     mode: Literal["append", "merge"] = "append"
     keys: list[str] = []
     rank: Optional[RankConf] = None
+    # merge sinks: the stream's output mode. update (default) rewrites open windows every batch;
+    # append merges each row once it is final (what session windows need), keyed so that a
+    # row `kappalake reprocess` already wrote is replaced rather than duplicated.
+    output_mode: Literal["update", "append"] = "update"
+    # The column `kappalake reprocess --from/--to` ranges apply to (e.g. event_time, window_start).
+    time_column: Optional[str] = None
     # After each committed micro-batch: also send its rows as JSON to this topic (keyed by
     # ``publish_key``; at-least-once), and/or to the notifiers under ``alerts``.
     publish: Optional[str] = None
@@ -203,8 +209,8 @@ class SinkConf(_Model):
             raise ValueError("a sink.topic (Kafka) sink takes no quarantine, partition_by, mode, publish or notify")
         if self.mode == "merge" and not self.keys:
             raise ValueError("sink.mode merge needs sink.keys, the columns that identify a row (e.g. [window_start, page])")
-        if self.mode == "append" and (self.keys or self.rank):
-            raise ValueError("sink.keys and sink.rank only apply to sink.mode: merge")
+        if self.mode == "append" and (self.keys or self.rank or self.output_mode != "update"):
+            raise ValueError("sink.keys, sink.rank and sink.output_mode only apply to sink.mode: merge")
         if self.quarantine and self.mode == "merge":
             raise ValueError("sink.quarantine only applies to sink.mode: append")
         return self

@@ -39,6 +39,9 @@ def get_spark(cfg: Config, app_name: str | None = None) -> SparkSession:
         "spark.executorEnv.PYTHONWARNINGS": "ignore::FutureWarning",
         **cfg.spark.conf,
     }
+    if "spark.sql.warehouse.dir" not in settings and "://" not in cfg.lake.root:
+        # The session catalog's databases (gold, silver, ...: kappalake.lake.catalog) next to the lake.
+        settings["spark.sql.warehouse.dir"] = os.path.abspath(os.path.join(cfg.lake.root, "_catalog"))
     for key, value in settings.items():
         builder = builder.config(key, value)
     if cfg.spark.packages:

@@ -33,8 +33,13 @@ def broker_overrides(data_dir: Path, port: int | None = None) -> dict[str, Any]:
 
 def make_config(base: dict[str, Any], tmp: Path, **overrides: Any) -> Config:
     """A local-profile config on the test broker, with unique topics and a lake under ``tmp``."""
+    return load_config("local", CONF_DIR, overrides=config_values(base, tmp, **overrides))
+
+
+def config_values(base: dict[str, Any], tmp: Path, **overrides: Any) -> dict[str, Any]:
+    """The dotted overrides :func:`make_config` applies."""
     suffix = uuid.uuid4().hex[:8]
-    values = {
+    return {
         **base,
         "topics.clickstream.name": f"clickstream_{suffix}",
         "topics.telemetry.name": f"telemetry_{suffix}",
@@ -45,7 +50,47 @@ def make_config(base: dict[str, Any], tmp: Path, **overrides: Any) -> Config:
         "spark.shuffle_partitions": 2,
         **overrides,
     }
-    return load_config("local", CONF_DIR, overrides=values)
+
+
+def as_yaml(values: dict[str, Any], path: Path) -> Path:
+    """Dotted overrides written as a nested YAML file (for ``--config`` or ``KAPPALAKE_CONFIG``)."""
+    import yaml
+
+    tree: dict[str, Any] = {}
+    for dotted, value in values.items():
+        *parents, leaf = dotted.split(".")
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_lake(spark, broker_conf, tmp_path_factory) -> tuple[Config, Path]:
+    """A lake like the demo's, built once for read-only consumers (BI queries, notebooks, other
+    engines): both topics with faults and the hot-truck scenario, every pipeline but the
+    continuous fast path run to completion. Returns the config and a YAML file of it."""
+    from kappalake.config import TriggerConf
+    from kappalake.ingest.faults import FaultRates
+    from kappalake.ingest.producer import ProduceSpec, produce
+    from kappalake.ingest.topics import ensure_topics
+    from kappalake.pipelines.reference import write_reference_tables
+    from kappalake.pipelines.runner import run_pipelines
+
+    tmp = tmp_path_factory.mktemp("demo_lake")
+    values = config_values(broker_conf, tmp)
+    cfg = load_config("local", CONF_DIR, overrides=values)
+    ensure_topics(cfg)
+    write_reference_tables(spark, cfg)
+    world = {"users": 300, "devices": 20, "people": 300}
+    for i, topic in enumerate(["clickstream", "telemetry"]):
+        produce(cfg, ProduceSpec(topic, count=2500, seed=70 + i, span=1200, faults=FaultRates.uniform(0.005),
+                                 scenario="hot-truck" if topic == "telemetry" else None, **world))
+    names = [n for n in cfg.pipelines if n != "alerts_fast"]
+    run_pipelines(spark, cfg, names, trigger=TriggerConf(available_now=True), timeout=900)
+    return cfg, as_yaml(values, tmp / "lake.yaml")
 
 
 @pytest.fixture(scope="session")

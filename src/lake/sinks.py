@@ -5,17 +5,18 @@
   ones. Streaming aggregations run in update mode, so a batch carries the complete current
   totals of every window it touched: replaying it writes the same values (idempotent by
   construction). With ``rank``, the rows sharing ``within`` with any merged row are re-ranked.
+  A MERGE that meets a concurrent commit (a reprocess replacing a range) is retried.
 """
 
 from __future__ import annotations
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, IntegerType, StructField, StructType, TimestampType
 
 from kappalake.config import RankConf, SinkConf
-from kappalake.lake.writers import append_idempotent
+from kappalake.lake.writers import append_idempotent, retry_on_conflict
 
 
 def table_schema(rows: StructType, sink: SinkConf) -> StructType:
@@ -36,9 +37,9 @@ def write_sink(batch: DataFrame, sink: SinkConf, path: str, app_id: str, version
     try:
         if batch.isEmpty():
             return
-        merge_rows(batch, path, sink.keys)
+        retry_on_conflict(lambda: merge_rows(batch, path, sink.keys), what=f"MERGE into {path}")
         if sink.rank is not None:
-            rerank(batch, path, sink.keys, sink.rank)
+            retry_on_conflict(lambda: rerank(batch, path, sink.keys, sink.rank), what=f"re-rank of {path}")
     finally:
         batch.unpersist()
 
@@ -86,11 +87,9 @@ def rerank(batch: DataFrame, path: str, keys: list[str], rank: RankConf) -> None
     spark = batch.sparkSession
     table = spark.read.format("delta").load(path)
     touched = batch.select(*rank.within).distinct()
-    order = [F.col(parts[0]).desc() if parts[-1].lower() == "desc" and len(parts) == 2 else F.col(parts[0])
-             for parts in (item.split() for item in rank.by)]
     ranked = (
         table.join(touched, [table[c].eqNullSafe(touched[c]) for c in rank.within], "left_semi")
-        .select(*keys, rank.column, F.rank().over(Window.partitionBy(*rank.within).orderBy(*order)).alias("_rank"))
+        .select(*keys, rank.column, rank_column(rank).alias("_rank"))
         .filter(~F.col(rank.column).eqNullSafe(F.col("_rank")))
     )
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
@@ -100,3 +99,15 @@ def rerank(batch: DataFrame, path: str, keys: list[str], rank: RankConf) -> None
         .whenMatchedUpdate(set={f"`{rank.column}`": "s._rank"})
         .execute()
     )
+
+
+def rank_column(rank: RankConf) -> Column:
+    """The rank of a row within its ``rank.within`` group, ordered by ``rank.by``."""
+    order = [F.col(parts[0]).desc() if parts[-1].lower() == "desc" and len(parts) == 2 else F.col(parts[0])
+             for parts in (item.split() for item in rank.by)]
+    return F.rank().over(Window.partitionBy(*rank.within).orderBy(*order))
+
+
+def with_rank(rows: DataFrame, sink: SinkConf) -> DataFrame:
+    """``rows`` (complete groups, e.g. a batch job's output) with the sink's rank column, if it has one."""
+    return rows if sink.rank is None else rows.withColumn(sink.rank.column, rank_column(sink.rank).cast("int"))

@@ -117,7 +117,9 @@ def read_source(spark: SparkSession, cfg: Config, pipeline: str) -> DataFrame:
     if not DeltaTable.isDeltaTable(spark, path):
         raise PipelineError(f"pipeline {pipeline} reads {source.table}, which does not exist yet at {path}: "
                             f"run the pipeline that writes it first")
-    reader = spark.readStream.format("delta")
+    # A reprocess rewrites a range of the table (removes + adds): downstream streams skip such
+    # commits (their own tables are reprocessed for the range in turn) instead of failing on them.
+    reader = spark.readStream.format("delta").option("skipChangeCommits", "true")
     if source.max_files_per_trigger:
         reader = reader.option("maxFilesPerTrigger", source.max_files_per_trigger)
     return reader.load(path)
@@ -242,8 +244,8 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
         if ERRORS not in df.columns:
             raise ConfigError(f"pipelines.{name}.sink.quarantine needs a transform that reports errors (parse_events)")
         qpath = cfg.lake.table_path(p.sink.quarantine)
-    missing = [k for k in p.sink.keys + p.sink.partition_by + ([p.sink.publish_key] if p.sink.publish else [])
-               if k not in df.columns]
+    named = p.sink.keys + p.sink.partition_by + [k for k in (p.sink.time_column,) if k]
+    missing = [k for k in named + ([p.sink.publish_key] if p.sink.publish else []) if k not in df.columns]
     if missing:
         raise ConfigError(f"pipelines.{name}.sink names columns the transforms do not produce: {', '.join(missing)}; "
                           f"columns: {', '.join(df.columns)}")
@@ -282,7 +284,7 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
 
     query = (
         df.writeStream.queryName(name)
-        .outputMode("update" if p.sink.mode == "merge" else "append")
+        .outputMode(p.sink.output_mode if p.sink.mode == "merge" else "append")
         .option("checkpointLocation", cfg.lake.checkpoint_path(name))
         .trigger(**trigger.as_writer_kwargs())
         .foreachBatch(write_batch)

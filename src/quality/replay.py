@@ -20,9 +20,7 @@ from pyspark.sql import functions as F
 
 from kappalake.config import Config, ConfigError
 from kappalake.pipelines.runner import build_checked_batch, transform_specs
-from kappalake.quality.quarantine import quarantine_rows, valid_rows
-
-COORDS = ["topic", "partition", "offset"]
+from kappalake.quality.quarantine import COORDS, delete_quarantined, quarantine_rows, upsert_quarantined, valid_rows
 
 
 @dataclass
@@ -80,8 +78,8 @@ def replay_quarantine(spark: SparkSession, cfg: Config, pipeline: str, dry_run: 
                  .option("mergeSchema", "true").save(path))
             new.unpersist()
             if passed:
-                _delete(spark, qpath, pipeline, passing.select(*COORDS))
-            _update_reasons(spark, qpath, pipeline, quarantine_rows(evaluated, pipeline))
+                delete_quarantined(qpath, pipeline, passing)
+            upsert_quarantined(qpath, pipeline, quarantine_rows(evaluated, pipeline), insert=False)
         finally:
             passing.unpersist()
             evaluated.unpersist()
@@ -95,20 +93,3 @@ def _dedup_key(cfg: Config, pipeline: str) -> str | None:
         if spec.name == "dedup":
             return spec.params.get("key", "event_id")
     return None
-
-
-def _update_reasons(spark: SparkSession, qpath: str, pipeline: str, still: DataFrame) -> None:
-    """Records that still fail carry the current rules' verdict (a changed rule shows up)."""
-    cond = _same_record(pipeline)
-    reasons = ["stage", "reason", "errors", "error_text"]
-    (DeltaTable.forPath(spark, qpath).alias("t").merge(still.select(*COORDS, *reasons).alias("s"), cond)
-     .whenMatchedUpdate(condition="NOT (t.errors <=> s.errors)", set={c: f"s.{c}" for c in reasons}).execute())
-
-
-def _delete(spark: SparkSession, qpath: str, pipeline: str, coords: DataFrame) -> None:
-    DeltaTable.forPath(spark, qpath).alias("t").merge(coords.alias("s"), _same_record(pipeline)).whenMatchedDelete().execute()
-
-
-def _same_record(pipeline: str) -> str:
-    """MERGE condition: the quarantine row ``t`` of ``pipeline`` at the Kafka coordinates of ``s``."""
-    return " AND ".join([f"t.pipeline = '{pipeline}'"] + [f"t.`{c}` = s.`{c}`" for c in COORDS])

@@ -105,7 +105,7 @@ def test_pipeline_topic_must_be_declared():
 def test_table_name_format():
     assert "layer.name" in err({"pipelines.bronze_clickstream.sink.table": "Bronze/Click"})
     assert "needs sink.keys" in err({"pipelines.gold_page_minute.sink.keys": []})
-    assert "only apply to sink.mode: merge" in err({"pipelines.gold_sessions.sink.keys": ["session_id"]})
+    assert "only apply to sink.mode: merge" in err({"pipelines.bronze_clickstream.sink.keys": ["session_id"]})
     assert "asc or desc" in err({"pipelines.gold_zone_occupancy.sink.rank.by": ["visitors downwards"]})
 
 

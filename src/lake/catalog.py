@@ -1,0 +1,43 @@
+"""The lake's tables in Spark's session catalog: ``SELECT * FROM gold.sessions`` in Spark SQL.
+
+Each configured table that exists is registered as an external Delta table over its path
+(database = layer), so Spark SQL, notebooks and BI tools connected to the session see the
+logical names, with Delta time travel: ``SELECT * FROM gold.sessions VERSION AS OF 3``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+
+from kappalake.config import Config
+
+
+def absolute(path: str) -> str:
+    """``path`` as the catalog needs it: URIs (s3://, file:/) unchanged, local paths made absolute."""
+    return path if re.match(r"^[a-zA-Z][\w+.-]*:", path) else os.path.abspath(path)
+
+
+def register_tables(spark: SparkSession, cfg: Config) -> list[str]:
+    """Register every configured table that exists as ``layer.name``; returns the registered names."""
+    done = []
+    for table in cfg.tables():
+        path = absolute(cfg.lake.table_path(table))
+        if not DeltaTable.isDeltaTable(spark, path):
+            continue
+        layer = table.split(".", 1)[0]
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{layer}`")
+        registered = spark.catalog.tableExists(table) and _location(spark, table) == path
+        if not registered:
+            spark.sql(f"DROP TABLE IF EXISTS {table}")  # a lake root changed in this session
+            spark.sql(f"CREATE TABLE {table} USING DELTA LOCATION '{path}'")
+        done.append(table)
+    return done
+
+
+def _location(spark: SparkSession, table: str) -> str:
+    row = spark.sql(f"DESCRIBE DETAIL {table}").select("location").first()
+    return re.sub(r"^file:", "", row["location"]) if row else ""

@@ -1,0 +1,96 @@
+"""What a pipeline's stream has committed, read from its checkpoint (local paths or S3 alike).
+
+Spark writes ``offsets/<batch>`` when it plans a micro-batch and ``commits/<batch>`` once the
+batch's sink writes are done; the offsets of the newest committed batch are where the next
+run resumes. Reprocessing uses them to leave to the stream exactly what it has not read yet.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from pyspark.sql import SparkSession
+
+from kappalake.config import Config
+
+
+@dataclass(frozen=True)
+class Committed:
+    """The newest committed micro-batch of a query and its source's end offset (parsed JSON)."""
+
+    batch_id: int
+    offset: dict
+    watermark_ms: int
+
+
+class CheckpointError(RuntimeError):
+    """The checkpoint cannot tell what the stream has processed; the message says what to do."""
+
+
+def _fs(spark: SparkSession, path: str):  # noqa: ANN202 - py4j objects
+    jvm = spark.sparkContext._jvm
+    p = jvm.org.apache.hadoop.fs.Path(path)
+    return p.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), p
+
+
+def _batch_ids(spark: SparkSession, path: str) -> list[int]:
+    fs, p = _fs(spark, path)
+    if not fs.exists(p):
+        return []
+    return sorted(int(s.getPath().getName()) for s in fs.listStatus(p) if s.getPath().getName().isdigit())
+
+
+def _read(spark: SparkSession, path: str) -> list[str]:
+    fs, p = _fs(spark, path)
+    stream = fs.open(p)
+    try:
+        reader = spark.sparkContext._jvm.java.io.BufferedReader(spark.sparkContext._jvm.java.io.InputStreamReader(stream))
+        lines = []
+        while (line := reader.readLine()) is not None:
+            lines.append(line)
+        return lines
+    finally:
+        stream.close()
+
+
+def last_committed(spark: SparkSession, cfg: Config, pipeline: str) -> Committed | None:
+    """The newest committed batch of ``pipeline``'s query, or None if it never committed one."""
+    root = cfg.lake.checkpoint_path(pipeline)
+    committed = _batch_ids(spark, f"{root}/commits")
+    if not committed:
+        return None
+    batch = committed[-1]
+    lines = _read(spark, f"{root}/offsets/{batch}")
+    meta = json.loads(lines[1])
+    return Committed(batch, json.loads(lines[2]), int(meta.get("batchWatermarkMs", 0)))
+
+
+def delta_source_version(spark: SparkSession, cfg: Config, pipeline: str) -> int | None:
+    """The last version of ``pipeline``'s source Delta table that its stream has read completely
+    (-1: none yet); None when the query has no committed batch (never ran).
+
+    Raises :class:`CheckpointError` while the stream is part-way through a version (it reads a
+    version's files over several batches only with a small ``max_files_per_trigger``).
+    """
+    committed = last_committed(spark, cfg, pipeline)
+    if committed is None:
+        return None
+    o = committed.offset
+    if "reservoirVersion" not in o:
+        raise CheckpointError(f"pipeline {pipeline}'s checkpoint does not hold a Delta source offset: {o}")
+    # (v, index -1, not the starting snapshot): every version before v is done, nothing of v.
+    if o.get("index") == -1 and not o.get("isStartingVersion", False):
+        return int(o["reservoirVersion"]) - 1
+    raise CheckpointError(
+        f"pipeline {pipeline} is part-way through version {o['reservoirVersion']} of its source table (offset {o}); "
+        f"retry when its current batch has committed (or unset source.max_files_per_trigger)")
+
+
+def kafka_next_offsets(spark: SparkSession, cfg: Config, pipeline: str) -> dict[tuple[str, int], int] | None:
+    """Per (topic, partition), the next Kafka offset ``pipeline``'s stream will read; None if it
+    never committed a batch."""
+    committed = last_committed(spark, cfg, pipeline)
+    if committed is None:
+        return None
+    return {(topic, int(p)): int(n) for topic, parts in committed.offset.items() for p, n in parts.items()}
