@@ -446,8 +446,17 @@ def cmd_reprocess(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.pipelines.reprocess import parse_time, reprocess_full, reprocess_range, writer_of
     from kappalake.session import get_spark
 
-    writer_of(cfg, args.table)  # a wrong table name fails before Spark starts
+    from kappalake.pipelines.reprocess import chain_from_kafka
+
+    name = writer_of(cfg, args.table)  # wrong tables and flags fail before Spark starts
+    if args.full:
+        chain_from_kafka(cfg, name)
+    elif cfg.pipelines[name].source.topic is not None:
+        raise ConfigError(f"--table {args.table} is written straight from Kafka by {name}: rebuild it with --full "
+                          f"(replays the topic from the earliest retained offset)")
     start, end = parse_time(args.start, "--from"), parse_time(args.end, "--to")
+    if args.full and (start or end):
+        raise ConfigError("--full replays everything Kafka retains: leave out --from/--to (or drop --full)")
     if args.day:
         if start or end or args.full:
             raise ConfigError("--day replaces --from/--to and does not go with --full")
@@ -459,8 +468,6 @@ def cmd_reprocess(cfg: Config, args: argparse.Namespace) -> int:
         if not _seconds(args.margin):
             raise ConfigError(f"--margin {args.margin!r} is not a duration like '2 hours' or '30 minutes'")
         margin = timedelta(seconds=_seconds(args.margin))
-    if args.full and (start or end):
-        raise ConfigError("--full replays everything Kafka retains: leave out --from/--to (or drop --full)")
     spark = get_spark(cfg)
     say = lambda line: print(f"  {line}", flush=True)  # noqa: E731
     if args.full:

@@ -52,3 +52,8 @@ def test_demo_through_spark_submit_locally(tmp_path):
     gold = {ln.split()[0]: int(ln.split()[1].replace(",", "")) for ln in lines if ln.startswith("gold.zone_occupancy")}
     assert gold["gold.zone_occupancy"] > 0 and "most concentrated zones" in proc.stdout, proc.stdout
     assert "broker stopped" in proc.stdout
+    # The same script runs the batch side: a reprocess of what the demo streamed changes nothing.
+    proc = subprocess.run([str(SCRIPT), "--master", "local[2]", "--", *args, "reprocess", "--table", "silver.telemetry"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "0 new or changed, 0 gone; unchanged: nothing written" in proc.stdout, proc.stdout
