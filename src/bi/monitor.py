@@ -43,12 +43,16 @@ def commit_rates(history: pd.DataFrame, freq: str = "10s") -> pd.DataFrame:
 
 
 def kafka_lag(spark: SparkSession, cfg: Config) -> pd.DataFrame:
-    """Per pipeline fed from Kafka (directly or through bronze) and partition: the topic's end offset,
-    the offsets the pipeline has processed, and the lag between them (records not yet processed)."""
+    """Per pipeline reading Kafka or the raw table of a topic (bronze) and partition: the topic's end
+    offset, the offsets the pipeline has processed, and the lag between them (records not yet
+    processed). Pipelines further down have no Kafka offsets of their own (rows are filtered on
+    the way); their backlog is their source table's newer versions."""
     rows = []
     ends: dict[str, dict[int, int]] = {}
+    raw = {n for n, p in cfg.pipelines.items() if p.source.topic is not None}
     for name, p in cfg.pipelines.items():
-        if p.sink.table is None:
+        feeds = [n for n in raw if cfg.pipelines[n].sink.table == p.source.table]
+        if p.sink.table is None or (name not in raw and not feeds):
             continue
         try:
             done = processed_offsets(spark, cfg, name)

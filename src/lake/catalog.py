@@ -39,5 +39,8 @@ def register_tables(spark: SparkSession, cfg: Config) -> list[str]:
 
 
 def _location(spark: SparkSession, table: str) -> str:
-    row = spark.sql(f"DESCRIBE DETAIL {table}").select("location").first()
-    return re.sub(r"^file:", "", row["location"]) if row else ""
+    """The registered location, from the catalog entry alone (DESCRIBE DETAIL would load the log)."""
+    layer, name = table.split(".", 1)
+    row = spark.sql(f"SHOW TABLE EXTENDED IN `{layer}` LIKE '{name}'").first()
+    found = re.search(r"^Location: (.*)$", row["information"], re.M) if row else None
+    return re.sub(r"^file:", "", found.group(1)) if found else ""
