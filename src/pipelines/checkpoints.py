@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pyspark.sql import SparkSession
 
 from kappalake.config import Config
+from kappalake.pipelines.runner import PipelineError
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Committed:
     watermark_ms: int
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(PipelineError):
     """The checkpoint cannot tell what the stream has processed; the message says what to do."""
 
 

@@ -7,11 +7,14 @@ rebuilt part of the table in one Delta commit, while the live stream keeps runni
 - **Range** (``--from``/``--to`` on the sink's ``time_column``; either may be open): the rows
   are recomputed from the pipeline's source table and replace the range (``replaceWhere``).
   A table fed row by row (silver) is rebuilt from the source version its stream has
-  committed (read from the checkpoint): what the stream has not read yet, it still writes
-  itself, so nothing is counted twice. Its quarantine follows: records of the range get
+  committed (read from the checkpoint), and the commit replaces only rows of the Kafka
+  offsets read: what the stream has not read yet, it still writes itself, whenever the
+  commit lands, so nothing is counted twice or lost. Its quarantine follows: records of the range get
   the current verdict, records of rows that now pass are deleted. Keyed tables (gold,
   MERGE sinks) are rebuilt from the source's latest version; the stream keeps MERGE-ing
-  complete windows over them. When the result equals the table nothing is written, so a
+  complete windows over them (an open window the stream updates while the reprocess runs
+  keeps the reprocess's total until its next update; closed windows, e.g. yesterday's, are
+  only written by the reprocess). When the result equals the table nothing is written, so a
   rerun changes nothing.
 - **Full replay from Kafka** (``--full`` for tables fed from Kafka row by row, e.g. bronze and
   silver): the table's pipelines from the topic down are run, as streams with their own
@@ -44,7 +47,7 @@ from kappalake.pipelines.checkpoints import delta_source_version, kafka_next_off
 from kappalake.pipelines.runner import (PipelineError, build_checked_batch, read_static_source, run_pipelines,
                                         transform_specs)
 from kappalake.quality.gate import OUTCOME
-from kappalake.quality.quarantine import delete_quarantined, quarantine_rows, upsert_quarantined, valid_rows
+from kappalake.quality.quarantine import COORDS, delete_quarantined, quarantine_rows, upsert_quarantined, valid_rows
 
 SIDE = "__rebuild"
 ARRIVAL_TIME = "kafka_timestamp"  # events arrive after they happen: no upper bound on it for a range
@@ -203,6 +206,13 @@ def reprocess_range(spark: SparkSession, cfg: Config, table: str, start: datetim
         shown = version if version is not None else _version(spark, cfg.lake.table_path(p.source.table))
         report.source = f"{p.source.table} version {shown}"
         progress(f"reading {report.source} through {name}'s transforms and quality rules")
+        replaced = predicate
+        if version is not None and set(COORDS) <= set(source.columns):
+            # Only the rows of the offsets read here: what the stream appends meanwhile (later
+            # offsets) is neither recomputed nor replaced, whenever the overwrite commits.
+            read = _coordinate_ranges(source)
+            bound = _coordinate_predicate({k: (0, hi) for k, (_, hi) in read.items()}) or "false"
+            replaced = f"({predicate}) AND ({bound})" if predicate else bound
         evaluated = build_checked_batch(spark, cfg, name, source=source).filter(in_range).persist()
         try:
             live = spark.read.format("delta").load(path)
@@ -210,7 +220,7 @@ def reprocess_range(spark: SparkSession, cfg: Config, table: str, start: datetim
             new = new.select(*[c for c in live.columns if c in new.columns],
                              *[c for c in new.columns if c not in live.columns]).persist()
             try:
-                old = live.filter(predicate) if predicate else live
+                old = live.filter(replaced) if replaced else live
                 progress(f"comparing with {table} version {_version(spark, path)}")
                 _diff(old, new, report)
                 if qpath is not None:
@@ -220,7 +230,7 @@ def reprocess_range(spark: SparkSession, cfg: Config, table: str, start: datetim
                 if not report.unchanged:
                     progress(f"replacing {report.before:,} rows with {report.after:,} ({report.added:,} new or changed, "
                              f"{report.removed:,} gone) in one commit")
-                    _replace(new, path, predicate)
+                    _replace(new, path, replaced)
                     report.version = _version(spark, path)
                 if qpath is not None and DeltaTable.isDeltaTable(spark, qpath):
                     upsert_quarantined(qpath, name, quarantine_rows(evaluated, name))

@@ -1,7 +1,7 @@
 """The notebooks in notebooks/ run top to bottom on a demo lake, in a real Jupyter kernel.
 
-Each notebook is executed with nbclient in a ``python3`` kernel running this interpreter (a
-kernelspec written to a temporary ``JUPYTER_PATH``), configured through the environment the
+The notebooks are executed with nbclient, one after another in one ``python3`` kernel running
+this interpreter (a kernelspec written to a temporary ``JUPYTER_PATH``), configured through the environment the
 kernel inherits: ``KAPPALAKE_CONFIG`` points at the ``demo_lake`` fixture's YAML (plus a
 second file keeping Spark's warehouse and UI out of the way), and the monitor refreshes once.
 The executed copies are written under ``tmp_path`` only: the repository keeps them stripped.
@@ -41,24 +41,36 @@ def jupyter_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def execute(name: str, demo_lake, jupyter_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Run the notebook; fail with the failing cell's error. Returns the executed notebook."""
-    from nbclient.exceptions import CellExecutionError
+@pytest.fixture(scope="module")
+def kernel(demo_lake, jupyter_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One ``python3`` kernel for the four notebooks: they share its SparkSession, as notebooks
+    opened one after another in one Jupyter kernel would (one JVM start instead of four)."""
+    from jupyter_client.manager import KernelManager
 
     _, lake_yaml = demo_lake
-    session_yaml = tmp_path / "notebook-session.yaml"
+    tmp = tmp_path_factory.mktemp("notebooks")
+    session_yaml = tmp / "notebook-session.yaml"
     session_yaml.write_text(json.dumps({"spark": {"conf": {  # JSON is YAML
-        "spark.sql.warehouse.dir": str(tmp_path / "warehouse"), "spark.ui.enabled": "false"}}}))
-    monkeypatch.setenv("JUPYTER_PATH", str(jupyter_path))
-    monkeypatch.setenv("KAPPALAKE_CONFIG", os.pathsep.join([str(lake_yaml), str(session_yaml)]))
-    monkeypatch.setenv("KAPPALAKE_MONITOR_REFRESHES", "1")
-    monkeypatch.setenv("KAPPALAKE_MONITOR_INTERVAL_S", "0")
-    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
-    monkeypatch.delenv("KAPPALAKE_PROFILE", raising=False)
+        "spark.sql.warehouse.dir": str(tmp / "warehouse"), "spark.ui.enabled": "false"}}}))
+    with pytest.MonkeyPatch.context() as env:  # the kernel inherits this environment
+        env.setenv("JUPYTER_PATH", str(jupyter_path))
+        env.setenv("KAPPALAKE_CONFIG", os.pathsep.join([str(lake_yaml), str(session_yaml)]))
+        env.setenv("KAPPALAKE_MONITOR_REFRESHES", "1")
+        env.setenv("KAPPALAKE_MONITOR_INTERVAL_S", "0")
+        env.setenv("PYSPARK_PYTHON", sys.executable)
+        env.delenv("KAPPALAKE_PROFILE", raising=False)
+        km = KernelManager(kernel_name="python3")
+        km.start_kernel(cwd=str(NOTEBOOKS))
+    yield km
+    km.shutdown_kernel(now=True)
+
+
+def execute(name: str, kernel, tmp_path: Path):
+    """Run the notebook in the shared kernel; fail with the failing cell's error. Returns it executed."""
+    from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client = nbclient.NotebookClient(nb, km=kernel, timeout=300, resources={"metadata": {"path": str(NOTEBOOKS)}})
     try:
         client.execute()
     except CellExecutionError as exc:
@@ -96,8 +108,8 @@ def html_rows(cell) -> int:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_runs_on_the_demo_lake(name, demo_lake, jupyter_path, tmp_path, monkeypatch):
-    nb = execute(name, demo_lake, jupyter_path, tmp_path, monkeypatch)
+def test_notebook_runs_on_the_demo_lake(name, kernel, tmp_path):
+    nb = execute(name, kernel, tmp_path)
     errors = [out for c in nb.cells if c.cell_type == "code" for out in c.outputs if out.output_type == "error"]
     assert not errors
 

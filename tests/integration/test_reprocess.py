@@ -143,8 +143,6 @@ def test_full_replay_from_kafka_swaps_in_the_rebuilt_rows(spark, lake):
     assert silver.count() == silver_before and silver.select(*COORDS).distinct().count() == silver_before
     assert silver.filter(F.col("geo_lat") != F.round("geo_lat", 0)).count() == 0
     assert table(spark, lake, "quarantine.clickstream").count() == q_before == r.quarantined
-    again = reprocess_full(spark, with_coarsen(lake, 0), "silver.clickstream", wait_s=60)
-    assert (again.added, again.removed, again.version) == (0, 0, None)
     side = lake.lake.table_path("silver.clickstream__rebuild")
     from delta.tables import DeltaTable
 
