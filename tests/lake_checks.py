@@ -27,3 +27,25 @@ def assert_exactly_once(spark, cfg: Config, topic: str, expected: int) -> None:
         n, lo, hi = per_part.get(part, (0, None, None))
         if end:
             assert (n, lo, hi) == (end, 0, end - 1), f"partition {part}: {n} rows over offsets {lo}..{hi}, Kafka end {end}"
+
+
+# A resent event's copies differ only in where and when they arrived. The stream keeps the first
+# copy it sees; when both copies reach it in one micro-batch that may be either, while a batch
+# keeps the earliest offset. Comparisons of stream and batch results allow for that.
+ARRIVAL = ("topic", "partition", "offset", "kafka_timestamp", "arrival_delay_ms")
+
+
+def event_rows(df):
+    """``df`` without the columns that differ between copies of a resent event."""
+    return df.drop(*[c for c in ARRIVAL if c in df.columns])
+
+
+def later_copies(spark, cfg: Config, silver, topic: str = "clickstream") -> int:
+    """How many of ``silver``'s rows are a later copy of an event bronze holds an earlier copy of
+    (what a batch rebuild replaces by the earliest copy)."""
+    b = bronze(spark, cfg, topic).select(
+        F.get_json_object(F.col("value").cast("string"), "$.event_id").alias("event_id"),
+        F.struct("kafka_timestamp", "partition", "offset").alias("at"))
+    first = b.groupBy("event_id").agg(F.min("at").alias("first"))
+    kept = silver.select("event_id", F.struct("kafka_timestamp", "partition", "offset").alias("at"))
+    return kept.join(first, "event_id").filter(F.col("at") != F.col("first")).count()

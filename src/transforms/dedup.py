@@ -12,14 +12,17 @@ _KEY = "_dedup_key"
 
 
 def dedup(df: DataFrame, key: str = "event_id", time_column: str = "kafka_timestamp", delay: str = "10 minutes") -> DataFrame:
-    """Drop repeats of ``key`` that arrive within ``delay`` of each other (the first one wins).
+    """Drop repeats of ``key`` that arrive within ``delay`` of each other, keeping one copy.
 
     Streaming: ``withWatermark`` + ``dropDuplicatesWithinWatermark`` keeps a key in state only
-    until the watermark passes it, so state stays bounded. The default clock is the Kafka
-    timestamp (arrival), not the event time: a resend arrives soon after the original
-    whatever its event time, and a late event (old event time) is kept rather than dropped
-    as late. Batch: every repeat is dropped, keeping the earliest arrival. Rows with parse errors get a key of
-    their own (their Kafka coordinates), so they are never merged and go on to quarantine.
+    until the watermark passes it, so state stays bounded. The first copy the stream sees wins:
+    across micro-batches the first arrival, within one micro-batch either copy (Spark reads a
+    batch's files in size order, not offset order); the copies differ only in their Kafka
+    coordinates and timestamp. The default clock is the Kafka timestamp (arrival), not the
+    event time: a resend arrives soon after the original whatever its event time, and a late
+    event (old event time) is kept rather than dropped as late. Batch: every repeat is
+    dropped, keeping the earliest arrival. Rows with parse errors get a key of their own
+    (their Kafka coordinates), so they are never merged and go on to quarantine.
     """
     k = F.col(key)
     if ERRORS in df.columns:

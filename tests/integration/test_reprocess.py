@@ -22,6 +22,7 @@ from kappalake.pipelines.runner import build_batch, build_checked_batch, run_pip
 from kappalake.quality.gate import OUTCOME
 from kappalake.quality.quarantine import valid_rows
 from tests.conftest import make_config
+from tests.lake_checks import later_copies
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PIPELINES = ["bronze_clickstream", "silver_clickstream", "gold_page_minute", "gold_sessions"]
@@ -71,10 +72,13 @@ def lake(spark, broker_conf, tmp_path_factory):
 @pytest.mark.parametrize("name", ["silver.clickstream", "gold.page_minute"])
 def test_reprocessing_everything_reproduces_what_the_stream_wrote(spark, lake, name):
     before = version(spark, lake, name)
+    # Where the stream kept a resend instead of its original (both in one micro-batch), the
+    # rebuild swaps in the original: the same event, arrived earlier.
+    swapped = later_copies(spark, lake, table(spark, lake, name)) if name == "silver.clickstream" else 0
     r = reprocess_range(spark, lake, name)
     assert r.before == r.after == table(spark, lake, name).count() > 0
-    assert (r.added, r.removed, r.version) == (0, 0, None), r
-    assert version(spark, lake, name) == before  # nothing written
+    assert (r.added, r.removed) == (swapped, swapped) and (r.version is None) == (swapped == 0), r
+    assert version(spark, lake, name) == before + (swapped > 0)  # nothing written unless swapped
     if name == "silver.clickstream":
         assert r.quarantined == table(spark, lake, "quarantine.clickstream").count() > 0
 
@@ -188,7 +192,8 @@ def test_reprocess_while_streaming_loses_and_duplicates_nothing(spark, lake):
     quarantine = table(spark, cfg, "quarantine.clickstream")
     n = silver.count()
     assert silver.select(*COORDS).distinct().count() == n == silver.select("event_id").distinct().count()
-    assert_df_equality(silver.select(*COORDS), valid_rows(judged).select(*COORDS), ignore_row_order=True)
+    assert_df_equality(silver.select("event_id"), valid_rows(judged).select("event_id"), ignore_row_order=True)
+    assert silver.join(valid_rows(judged), COORDS, "left_anti").count() == later_copies(spark, cfg, silver)
     assert_df_equality(quarantine.select(*COORDS),
                        judged.filter(F.col(OUTCOME) == "quarantined").select(*COORDS), ignore_row_order=True)
     judged.unpersist()

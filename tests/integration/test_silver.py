@@ -18,7 +18,7 @@ from kappalake.pipelines.reference import write_reference_tables
 from kappalake.pipelines.runner import build_checked_batch, run_pipelines, start_pipeline
 from kappalake.quality.quarantine import valid_rows
 from tests.conftest import make_config
-from tests.lake_checks import assert_exactly_once, bronze
+from tests.lake_checks import assert_exactly_once, bronze, event_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 AVAILABLE_NOW = TriggerConf(available_now=True)
@@ -71,14 +71,20 @@ def test_every_bronze_row_is_in_silver_quarantine_or_dropped_as_duplicate(spark,
         quarantine.select(*coords, F.lit("quarantine").alias("where")))
     joined = b.join(landed, coords, "left")
     where = {(r["fault"], r["where"]): r["count"] for r in joined.groupBy("fault", "where").count().collect()}
-    # Broken payloads all in quarantine, none in silver; resent duplicates nowhere; the rest in silver.
+    # Broken payloads all in quarantine, none in silver; one copy of each resent event; the rest in silver.
     for kind in QUARANTINED:
         assert where.get((kind, "quarantine"), 0) == sent[topic].faults[kind] > 0
         assert (kind, "silver") not in where and (kind, None) not in where
-    assert where.get(("duplicate", None), 0) == sent[topic].faults["duplicate"]
     for kind in ("late", "out_of_order", "extra_field"):
         assert where.get((kind, "silver"), 0) == sent[topic].faults[kind] > 0
-    assert (None, None) not in where and (None, "quarantine") not in where
+    # Of an event and its resend exactly one copy is in silver (usually the first; see lake_checks).
+    nowhere = joined.filter(F.col("where").isNull())
+    assert nowhere.count() == sent[topic].faults["duplicate"] > 0
+    assert where.get(("duplicate", None), 0) + where.get((None, None), 0) == sent[topic].faults["duplicate"]
+    assert ("duplicate", "quarantine") not in where and (None, "quarantine") not in where
+    copies = bronze(spark, cfg, topic).join(nowhere, coords, "left_semi").select(
+        F.get_json_object(F.col("value").cast("string"), "$.event_id").alias("event_id"))
+    assert copies.join(silver, "event_id", "left_anti").count() == 0
     assert silver.count() == silver.select("event_id").distinct().count()
     assert quarantine.select(*coords).distinct().count() == quarantine.count()
 
@@ -163,7 +169,9 @@ def test_stream_and_batch_give_the_same_silver(spark, lake, topic):
     static = spark.read.format("delta").load(cfg.lake.table_path(f"bronze.{topic}"))
     batch = valid_rows(build_checked_batch(spark, cfg, name, static))
     streamed = table(spark, cfg, f"silver.{topic}")
-    assert_df_equality(streamed.select(*batch.columns), batch, ignore_row_order=True, ignore_nullable=True)
+    assert_df_equality(event_rows(streamed.select(*batch.columns)), event_rows(batch), ignore_row_order=True,
+                       ignore_nullable=True)
+    assert streamed.count() == batch.count()
 
 
 def test_rerun_adds_nothing(spark, lake):
