@@ -82,12 +82,30 @@ PY
 CONNECTOR_VERSION="$(cd "$HERE" && PYTHONPATH="$HERE/dist/kappalake.zip:${PYTHONPATH:-}" \
   "$PYTHON" -m kappalake --profile "$PROFILE" --conf-dir "$HERE/conf" config get spark.kafka_connector_version)"
 PACKAGES="org.apache.spark:spark-sql-kafka-0-10_2.13:${CONNECTOR_VERSION}"
+EXTRA_PACKAGES="$(cd "$HERE" && PYTHONPATH="$HERE/dist/kappalake.zip:${PYTHONPATH:-}" \
+  "$PYTHON" -m kappalake --profile "$PROFILE" --conf-dir "$HERE/conf" config get spark.extra_packages \
+  | "$PYTHON" -c 'import json, sys; print(",".join(json.load(sys.stdin)))')"
+[[ -z "$EXTRA_PACKAGES" ]] || PACKAGES="${PACKAGES},${EXTRA_PACKAGES}"
 if [[ "$DELTA_PACKAGE" == 1 ]]; then
   DELTA_VERSION="$("$PYTHON" -c 'import importlib.metadata as m; print(m.version("delta-spark"))')"
   PACKAGES="io.delta:delta-spark_2.13:${DELTA_VERSION},${PACKAGES}"
 fi
 
 if [[ "$DEPLOY_MODE" == cluster ]]; then CONF_DIR=kappalake-conf; else CONF_DIR="$HERE/conf"; fi
+
+# In cluster mode the driver runs in a YARN container: hand it the KAPPALAKE_* variables the
+# profile reads. Spark redacts keys matching spark.redaction.regex (password, secret, token) in
+# its UI and logs; --dry-run masks them too.
+ENV_CONF=()
+SHOWN_ENV_CONF=()
+if [[ "$DEPLOY_MODE" == cluster ]]; then
+  while IFS='=' read -r name value; do
+    [[ "$name" == KAPPALAKE_* ]] || continue
+    ENV_CONF+=(--conf "spark.yarn.appMasterEnv.${name}=${value}")
+    if [[ "$name" =~ (PASSWORD|SECRET|TOKEN|KEY) ]]; then value='******'; fi
+    SHOWN_ENV_CONF+=(--conf "spark.yarn.appMasterEnv.${name}=${value}")
+  done < <(env)
+fi
 
 CMD=("$SPARK_SUBMIT"
   --master "$MASTER"
@@ -99,13 +117,14 @@ CMD=("$SPARK_SUBMIT"
   --conf "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension"
   --conf "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog"
   --conf "spark.pyspark.python=${PYSPARK_PYTHON:-$PYTHON}"
-  "${EXTRA_CONF[@]}"
-  "$HERE/src/__main__.py" --profile "$PROFILE" --conf-dir "$CONF_DIR" "$@")
+  "${EXTRA_CONF[@]}")
+TAIL=("$HERE/src/__main__.py" --profile "$PROFILE" --conf-dir "$CONF_DIR" "$@")
 
 if [[ "$DRY_RUN" == 1 ]]; then
-  printf '%q ' "${CMD[@]}"; echo
+  printf '%q ' "${CMD[@]}" "${SHOWN_ENV_CONF[@]}" "${TAIL[@]}"; echo
   exit 0
 fi
+CMD+=("${ENV_CONF[@]}" "${TAIL[@]}")
 export PYSPARK_PYTHON="${PYSPARK_PYTHON:-$PYTHON}"
 cd "$HERE"
 exec "${CMD[@]}"

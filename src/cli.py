@@ -148,6 +148,21 @@ def build_parser() -> argparse.ArgumentParser:
     hi.add_argument("table", help="e.g. silver.clickstream")
     hi.add_argument("--limit", type=int, default=20, help="versions to print (default 20)")
 
+    st = sub.add_parser("status", help="every query (state, last batch, rates, lag, last error), tables, quarantine")
+    st.add_argument("--watch", type=float, nargs="?", const=5.0, metavar="SECONDS",
+                    help="refresh every SECONDS (default 5) until Ctrl-C")
+    st.add_argument("--json", action="store_true", help="print one JSON document (per refresh)")
+
+    mt = sub.add_parser("maintain", help="OPTIMIZE (Z-ORDER from maintenance.zorder) and VACUUM the tables",
+                        description="VACUUM keeps every file a configured stream still has to read, whatever the "
+                                    "retention asked for; below maintenance.min_retain_hours it needs --force.")
+    mt.add_argument("--table", action="append", dest="tables", help="table to maintain (repeatable; default: all)")
+    mt.add_argument("--no-optimize", dest="optimize", action="store_false", help="skip OPTIMIZE")
+    mt.add_argument("--no-vacuum", dest="vacuum", action="store_false", help="skip VACUUM")
+    mt.add_argument("--retain-hours", type=float, help="VACUUM retention (default: maintenance.retain_hours)")
+    mt.add_argument("--force", action="store_true", help="allow a retention below maintenance.min_retain_hours")
+    mt.add_argument("--dry-run", action="store_true", help="say what would be done, change nothing")
+
     d = sub.add_parser("demo", help="the main job: broker, producers, ingestion to completion, summary")
     d.add_argument("--events", type=int, default=5000, help="events per topic (default 5000)")
     d.add_argument("--faults", type=float, default=0.005, metavar="RATE",
@@ -575,6 +590,43 @@ def _numeric(v: str) -> bool:
     return bool(re.fullmatch(r"-?[\d,]+(\.\d+)?(e[+-]?\d+)?", v))
 
 
+def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
+    from kappalake.ops.status import lake_status, render
+    from kappalake.session import get_spark
+
+    spark = get_spark(cfg)
+    while True:
+        status = lake_status(spark, cfg)
+        text = json.dumps(status, default=str) if args.json else render(status)
+        if args.watch and not args.json:
+            print("\033[2J\033[H", end="")  # clear the terminal
+        print(text, flush=True)
+        if not args.watch:
+            return 0
+        time.sleep(args.watch)
+
+
+def cmd_maintain(cfg: Config, args: argparse.Namespace) -> int:
+    from kappalake.ops.maintenance import maintain_table, maintained_tables
+    from kappalake.session import get_spark
+
+    if args.retain_hours is not None and args.retain_hours < 0:
+        raise ConfigError("--retain-hours must be 0 or more")
+    spark = get_spark(cfg)
+    print(f"{'table':<28}{'files before':>13}{'after':>7}  {'optimize':<22}{'vacuum retain h':>16}{'files deleted':>14}"
+          f"{'s':>7}")
+    for table in maintained_tables(spark, cfg, args.tables):
+        r = maintain_table(spark, cfg, table, args.optimize, args.vacuum, args.retain_hours, args.force, args.dry_run)
+        retain = "-" if r.vacuum_retain_hours is None else f"{r.vacuum_retain_hours:.2f}"
+        print(f"{table:<28}{r.files_before:>13}{r.files_after:>7}  {r.optimized or '-':<22}{retain:>16}"
+              f"{r.vacuum_deleted:>14}{r.seconds:>7.1f}")
+        for reader in r.readers:
+            print(f"      read by {reader.pipeline} from version {reader.version + 1} ({reader.hours:.2f} h old)")
+    if args.dry_run:
+        print("(dry run: nothing changed; 'files deleted' is what VACUUM would delete)")
+    return 0
+
+
 def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.ingest.broker import LocalBroker
     from kappalake.ingest.faults import FaultRates
@@ -585,6 +637,9 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.session import get_spark
 
     names = validate_pipelines(cfg, with_upstream(cfg, args.pipelines) if args.pipelines else None)
+    if cfg.monitoring.json_log == "-":  # keep the demo's console readable: the JSON lines go to a file
+        cfg = cfg.model_copy(update={"monitoring": cfg.monitoring.model_copy(
+            update={"json_log": ".kappalake/logs/stream-metrics.jsonl"})})
     broker = LocalBroker(cfg.broker)
     started_here = False
     if cfg.broker.mode == "embedded":
@@ -796,5 +851,7 @@ COMMANDS = {
     "query": cmd_query,
     "sql": cmd_sql,
     "history": cmd_history,
+    "status": cmd_status,
+    "maintain": cmd_maintain,
     "demo": cmd_demo,
 }

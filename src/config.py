@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, StringConstraints, ValidationError,
+                      field_validator, model_validator)
 
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Units Spark's interval parser accepts for processingTime triggers.
@@ -77,7 +78,9 @@ class KafkaConf(_Model):
 
     bootstrap_servers: Optional[str] = None
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Optional[Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]] = None
+    # AWS_MSK_IAM: Amazon MSK with IAM access control (the instance role's credentials; no
+    # username or password; the Spark side needs software.amazon.msk:aws-msk-iam-auth).
+    sasl_mechanism: Optional[Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "AWS_MSK_IAM"]] = None
     sasl_username: Optional[str] = None
     sasl_password: Optional[SecretStr] = None
     ssl_cafile: Optional[str] = None
@@ -86,7 +89,13 @@ class KafkaConf(_Model):
 
     @model_validator(mode="after")
     def _sasl_complete(self) -> "KafkaConf":
-        if self.security_protocol.startswith("SASL"):
+        if self.sasl_mechanism == "AWS_MSK_IAM":
+            if self.security_protocol != "SASL_SSL":
+                raise ValueError("sasl_mechanism AWS_MSK_IAM needs kafka.security_protocol: SASL_SSL (MSK's IAM port, 9098)")
+            if self.sasl_username or self.sasl_password:
+                raise ValueError("sasl_mechanism AWS_MSK_IAM takes no kafka.sasl_username/sasl_password: the "
+                                 "credentials are the instance role's (or AWS_PROFILE's)")
+        elif self.security_protocol.startswith("SASL"):
             missing = [k for k in ("sasl_mechanism", "sasl_username", "sasl_password") if getattr(self, k) is None]
             if missing and "sasl.jaas.config" not in self.options:
                 raise ValueError(
@@ -110,6 +119,8 @@ class SparkConf(_Model):
     # spark-submit/--packages and the delta-defaults classification provide them).
     packages: bool = True
     kafka_connector_version: str = "4.0.0"
+    # More Maven coordinates for spark.jars.packages / --packages, e.g. the MSK IAM login module.
+    extra_packages: list[Annotated[str, StringConstraints(pattern=r"^[\w.-]+:[\w.-]+:[\w.-]+$")]] = []
     log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "WARN"
     conf: StrMap = {}
 
@@ -342,6 +353,46 @@ class QualityConf(_Model):
         return _check_table_name(v, "ops.quality_metrics")
 
 
+class MonitoringConf(_Model):
+    """What the streaming job records about itself (`kappalake status` reads it back)."""
+
+    metrics_table: str = "ops.stream_metrics"   # one row per micro-batch, start, idle beat and stop of every query
+    lag_table: str = "ops.consumer_lag"         # Kafka end offset - committed offset, per pipeline and partition
+    losses_table: str = "ops.data_loss"         # offsets Kafka deleted before a pipeline read them
+    flush_s: float = Field(10.0, gt=0)          # how often the job writes what it recorded
+    # Commit each Kafka-reading pipeline's processed offsets to this consumer group ("{pipeline}"
+    # is replaced), so kafka-consumer-groups.sh and lag exporters see the lag; null: do not.
+    consumer_group: Optional[str] = None
+    # Each recorded event also as one JSON line (logger kappalake.metrics): "-" to stderr (YARN
+    # and EMR collect it), a file path to append to, null for none.
+    json_log: Optional[str] = "-"
+    stale_after_s: float = Field(60.0, gt=0)    # `status`: a query silent this long is no longer running
+
+    @field_validator("metrics_table", "lag_table", "losses_table")
+    @classmethod
+    def _table_name(cls, v: str) -> str:
+        return _check_table_name(v, "ops.stream_metrics")
+
+
+class MaintenanceConf(_Model):
+    """`kappalake maintain`: OPTIMIZE (bin-packing, or Z-ORDER by the columns given) and VACUUM."""
+
+    zorder: dict[str, list[str]] = {}           # table -> columns, e.g. silver.clickstream: [user_id]
+    retain_hours: float = Field(168.0, ge=0)    # VACUUM keeps files removed less than this long ago
+    min_retain_hours: float = Field(168.0, ge=0)  # below this, VACUUM needs --force (time travel, slow readers)
+    reader_margin_hours: float = Field(1.0, ge=0)  # kept beyond the oldest version a stream still has to read
+
+    @field_validator("zorder")
+    @classmethod
+    def _tables(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for table, columns in v.items():
+            if not TABLE_NAME.match(table):
+                raise ValueError(f"zorder key {table!r} must be a table name like 'silver.clickstream'")
+            if not columns:
+                raise ValueError(f"zorder.{table}: name at least one column, or leave the table out")
+        return v
+
+
 class PipelineConf(_Model):
     source: SourceConf
     # A transform is a name, or a mapping {name: ..., <parameter>: <value>, ...}.
@@ -363,6 +414,8 @@ class Config(_Model):
     privacy: PrivacyConf = PrivacyConf()
     alerts: AlertsConf = AlertsConf()
     quality: QualityConf = QualityConf()
+    monitoring: MonitoringConf = MonitoringConf()
+    maintenance: MaintenanceConf = MaintenanceConf()
     pipelines: dict[str, PipelineConf]
 
     @model_validator(mode="after")
@@ -375,6 +428,14 @@ class Config(_Model):
             if p.trigger.continuous and (p.source.topic is None or p.sink.topic is None):
                 raise ValueError(f"pipelines.{name}.trigger.continuous needs a Kafka source.topic and a Kafka sink.topic "
                                  "(Spark's continuous processing runs Kafka -> Kafka only)")
+        if self.kafka.sasl_mechanism == "AWS_MSK_IAM" and not any(":aws-msk-iam-auth:" in p
+                                                                  for p in self.spark.extra_packages):
+            raise ValueError("kafka.sasl_mechanism AWS_MSK_IAM needs the IAM login module on Spark's side: add "
+                             "software.amazon.msk:aws-msk-iam-auth:<version> (e.g. 2.3.2) to spark.extra_packages")
+        for table in self.maintenance.zorder:
+            if table not in self.tables():
+                raise ValueError(f"maintenance.zorder names {table!r}, which no pipeline writes "
+                                 f"(tables: {', '.join(self.tables())})")
         if self.broker.mode == "embedded":
             local = f"127.0.0.1:{self.broker.port}"
             if self.kafka.bootstrap_servers not in (None, local, f"localhost:{self.broker.port}"):
@@ -399,7 +460,8 @@ class Config(_Model):
         notifying = self.alerts.notifiers and any(p.sink.notify for p in self.pipelines.values())
         deliveries = {self.alerts.deliveries_table} if notifying else set()
         metrics = {self.quality.metrics_table} if quarantines or self.quality.suites else set()
-        return sorted(sinks | quarantines | deliveries | metrics | set(self.reference.tables.values()))
+        recorded = {self.monitoring.metrics_table, self.monitoring.lag_table}
+        return sorted(sinks | quarantines | deliveries | metrics | recorded | set(self.reference.tables.values()))
 
     def topic_name(self, logical: str) -> str:
         return self.topics[logical].name or logical

@@ -47,7 +47,8 @@ def get_spark(cfg: Config, app_name: str | None = None) -> SparkSession:
     if cfg.spark.packages:
         from delta import configure_spark_with_delta_pip
 
-        builder = configure_spark_with_delta_pip(builder, extra_packages=[kafka_connector_package(cfg)])
+        builder = configure_spark_with_delta_pip(builder, extra_packages=[kafka_connector_package(cfg),
+                                                                          *cfg.spark.extra_packages])
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(cfg.spark.log_level)
     return spark

@@ -21,7 +21,9 @@ def python_client_kwargs(cfg: Config) -> dict[str, Any]:
         "security_protocol": k.security_protocol,
         "client_id": cfg.app_name,
     }
-    if k.sasl_mechanism:
+    if k.sasl_mechanism == "AWS_MSK_IAM":
+        kwargs["sasl_mechanism"] = k.sasl_mechanism  # kafka-python signs with botocore's credentials
+    elif k.sasl_mechanism:
         kwargs["sasl_mechanism"] = k.sasl_mechanism
         kwargs["sasl_plain_username"] = k.sasl_username
         kwargs["sasl_plain_password"] = k.sasl_password.get_secret_value() if k.sasl_password else None
@@ -34,7 +36,11 @@ def spark_kafka_options(cfg: Config) -> dict[str, str]:
     """``kafka.*`` options for Spark's Kafka source and sink (connection and security)."""
     k = cfg.kafka
     opts = {"kafka.bootstrap.servers": cfg.bootstrap_servers, "kafka.security.protocol": k.security_protocol}
-    if k.sasl_mechanism and k.sasl_username and k.sasl_password:
+    if k.sasl_mechanism == "AWS_MSK_IAM":
+        opts["kafka.sasl.mechanism"] = k.sasl_mechanism
+        opts["kafka.sasl.jaas.config"] = "software.amazon.msk.auth.iam.IAMLoginModule required;"
+        opts["kafka.sasl.client.callback.handler.class"] = "software.amazon.msk.auth.iam.IAMClientCallbackHandler"
+    elif k.sasl_mechanism and k.sasl_username and k.sasl_password:
         user = k.sasl_username.replace('"', '\\"')
         pwd = k.sasl_password.get_secret_value().replace('"', '\\"')
         opts["kafka.sasl.mechanism"] = k.sasl_mechanism

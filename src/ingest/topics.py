@@ -41,11 +41,21 @@ def ensure_topics(cfg: Config, names: list[str] | None = None) -> list[str]:
 
 def end_offsets(cfg: Config, topic: str) -> dict[int, int]:
     """Latest offset (next offset to be written) per partition of ``topic``."""
+    return _offsets(cfg, topic, "end")
+
+
+def beginning_offsets(cfg: Config, topic: str) -> dict[int, int]:
+    """Earliest offset Kafka still retains per partition of ``topic`` (retention moves it up)."""
+    return _offsets(cfg, topic, "beginning")
+
+
+def _offsets(cfg: Config, topic: str, which: str) -> dict[int, int]:
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(**python_client_kwargs(cfg), enable_auto_commit=False)
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        return {tp.partition: off for tp, off in consumer.end_offsets(parts).items()}
+        found = consumer.end_offsets(parts) if which == "end" else consumer.beginning_offsets(parts)
+        return {tp.partition: off for tp, off in found.items()}
     finally:
         consumer.close()

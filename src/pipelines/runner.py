@@ -30,6 +30,7 @@ from kappalake.ingest.kafka_clients import spark_kafka_options, spark_source_opt
 from kappalake.lake.sinks import table_schema, write_sink
 from kappalake.lake.tables import ensure_table
 from kappalake.lake.writers import append_idempotent
+from kappalake.ops.recording import Recording
 from kappalake.quality.gate import QualityGate
 from kappalake.quality.metrics import PARTITION_BY as METRICS_PARTITIONS, SCHEMA as METRICS_SCHEMA, write_metrics
 from kappalake.quality.quarantine import quarantine_rows, valid_rows
@@ -232,9 +233,13 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
 
     ``closers`` collects what must run after the query stops (notifications under way).
     """
+    from kappalake.ops.guards import check_checkpoint, check_retention
+
     p = cfg.pipelines[name]
     trigger = trigger or p.trigger
+    check_retention(spark, cfg, name)
     df = apply_transforms(spark, cfg, read_source(spark, cfg, name), transform_specs(cfg, name), name)
+    check_checkpoint(spark, cfg, name, df)
     if p.sink.topic is not None:
         return _start_kafka_sink(spark, cfg, name, df, trigger)
     path = cfg.lake.table_path(p.sink.table)
@@ -391,6 +396,7 @@ def run_pipelines(
         waves = [[n for n in selected if _depth(cfg, n) == d] for d in sorted({_depth(cfg, n) for n in selected})]
     else:
         waves = [selected]
+    recording = Recording(spark, cfg)
     try:
         for wave in waves:
             wave_start = time.monotonic()
@@ -400,6 +406,7 @@ def run_pipelines(
                 if stop.is_set() or (timeout is not None and time.monotonic() - start > timeout):
                     break
                 _collect_progress(queries, seen, reports, on_progress)
+                recording.tick()
                 for n in wave:
                     if not queries[n].isActive and not reports[n].seconds:
                         reports[n].seconds = time.monotonic() - wave_start
@@ -415,6 +422,7 @@ def run_pipelines(
             if q.isActive:
                 q.stop()
         try:
+            recording.close()
             for close in closers:
                 try:
                     close()

@@ -85,6 +85,39 @@ def test_sigkill_mid_stream_then_restart_keeps_one_row_per_offset(spark, broker_
     assert_exactly_once(spark, cfg, "clickstream", total)
 
 
+def test_sigterm_mid_stream_exits_cleanly_and_the_restart_resumes_exactly(spark, broker_conf, tmp_path):
+    overrides = {**broker_conf, "pipelines.bronze_clickstream.source.max_offsets_per_trigger": 300}
+    cfg = make_config(overrides, tmp_path)
+    overrides_file = tmp_path / "overrides.yaml"
+    overrides_file.write_text(yaml.safe_dump(nest_overrides({
+        **overrides, "topics.clickstream.name": cfg.topic_name("clickstream"),
+        "topics.telemetry.name": cfg.topic_name("telemetry"), "lake.root": cfg.lake.root,
+        "lake.checkpoint_root": cfg.lake.checkpoint_root, "spark.master": "local[2]", "spark.shuffle_partitions": 2,
+    })))
+    ensure_topics(cfg)
+    table = cfg.lake.table_path("bronze.clickstream")
+    producer = threading.Thread(target=produce, args=(cfg, ProduceSpec("clickstream", count=3_000, seed=7, rate=600)))
+    producer.start()
+    log = tmp_path / "ingest.log"
+    proc = _start_ingest_process(overrides_file, log)
+    deadline = time.monotonic() + 240
+    while _delta_commits(table) < 4 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None and _delta_commits(table) >= 4, log.read_text()[-3000:]
+    stopped_at = time.monotonic()
+    proc.send_signal(signal.SIGTERM)  # the driver only, as YARN or systemd would
+    assert proc.wait(timeout=90) == 0, log.read_text()[-3000:]
+    took = time.monotonic() - stopped_at
+    assert "Traceback" not in log.read_text()
+    producer.join(timeout=60)
+    from kappalake.ops.status import query_status
+
+    assert {q["pipeline"]: q for q in query_status(spark, cfg)}["bronze_clickstream"]["state"] == "stopped"
+    run_pipelines(spark, cfg, ["bronze_clickstream"], trigger=AVAILABLE_NOW, timeout=600)
+    assert_exactly_once(spark, cfg, "clickstream", 3_000)
+    assert took < 60
+
+
 def test_topics_data_and_stream_progress_survive_broker_restart(spark, tmp_path):
     overrides = broker_overrides(tmp_path / "broker")
     cfg = make_config(overrides, tmp_path)

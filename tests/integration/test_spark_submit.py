@@ -25,6 +25,9 @@ def test_emr_command_line():
     assert "dist/kappalake.zip" in out and "kappalake-conf.zip#kappalake-conf" in out
     assert out.rstrip().endswith("--profile emr --conf-dir kappalake-conf ingest")
     assert "not-in-output" not in out
+    # The driver runs in a YARN container: it gets the profile's variables, secrets masked in print.
+    assert "spark.yarn.appMasterEnv.KAPPALAKE_LAKE_ROOT=s3://bucket/lake" in out
+    assert "spark.yarn.appMasterEnv.KAPPALAKE_KAFKA_PASSWORD=\\*\\*\\*\\*\\*\\*" in out
     names = zipfile.ZipFile(REPO / "dist/kappalake.zip").namelist()
     assert "kappalake/cli.py" in names and "kappalake/ingest/broker.py" in names
 

@@ -45,3 +45,32 @@ def test_plaintext_local_defaults():
     assert opts["kafka.bootstrap.servers"] == "127.0.0.1:19555"
     assert opts["subscribe"] == "tele_x"
     assert not any(k.startswith("kafka.sasl") for k in opts)
+
+
+MSK_IAM = {"broker.mode": "external", "kafka.bootstrap_servers": "b-1.msk.example:9098",
+           "kafka.security_protocol": "SASL_SSL", "kafka.sasl_mechanism": "AWS_MSK_IAM"}
+
+
+def test_msk_iam_pass_through():
+    cfg = load_config("local", CONF, overrides={**MSK_IAM,
+                                                "spark.extra_packages": ["software.amazon.msk:aws-msk-iam-auth:2.3.2"]})
+    opts = spark_source_options(cfg, cfg.pipelines["bronze_clickstream"].source)
+    assert opts["kafka.sasl.mechanism"] == "AWS_MSK_IAM"
+    assert opts["kafka.sasl.jaas.config"] == "software.amazon.msk.auth.iam.IAMLoginModule required;"
+    assert opts["kafka.sasl.client.callback.handler.class"] == "software.amazon.msk.auth.iam.IAMClientCallbackHandler"
+    kw = python_client_kwargs(cfg)
+    assert kw["sasl_mechanism"] == "AWS_MSK_IAM" and "sasl_plain_password" not in kw
+
+
+def test_msk_iam_needs_its_login_module_and_tls():
+    import pytest
+
+    from kappalake.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"spark\.extra_packages"):
+        load_config("local", CONF, overrides=MSK_IAM)
+    with pytest.raises(ConfigError, match="SASL_SSL"):
+        load_config("local", CONF, overrides={**MSK_IAM, "kafka.security_protocol": "SASL_PLAINTEXT",
+                                              "spark.extra_packages": ["software.amazon.msk:aws-msk-iam-auth:2.3.2"]})
+    with pytest.raises(ConfigError, match="extra_packages"):
+        load_config("local", CONF, overrides={"spark.extra_packages": ["not a coordinate"]})

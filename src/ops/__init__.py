@@ -1,0 +1,1 @@
+"""Operations: what the streams record about themselves, lag, status, maintenance and start-up guards."""
