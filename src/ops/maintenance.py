@@ -122,6 +122,11 @@ def _vacuum(spark: SparkSession, path: str, retain_hours: int, dry_run: bool) ->
     key = "spark.databricks.delta.retentionDurationCheck.enabled"
     before = spark.conf.get(key, "true")
     spark.conf.set(key, "false")
+    # VACUUM lists the table's directories in a job of spark.sql.sources.parallelPartitionDiscovery
+    # .parallelism tasks, 10,000 by default: minutes of empty tasks on a small cluster.
+    tasks = "spark.sql.sources.parallelPartitionDiscovery.parallelism"
+    tasks_before = spark.conf.get(tasks, "10000")
+    spark.conf.set(tasks, str(max(2, min(int(tasks_before), spark.sparkContext.defaultParallelism * 4))))
     try:
         hours = int(retain_hours)
         doomed = spark.sql(f"VACUUM delta.`{path}` RETAIN {hours} HOURS DRY RUN").count()
@@ -130,6 +135,7 @@ def _vacuum(spark: SparkSession, path: str, retain_hours: int, dry_run: bool) ->
         return doomed
     finally:
         spark.conf.set(key, before)
+        spark.conf.set(tasks, tasks_before)
 
 
 def maintained_tables(spark: SparkSession, cfg: Config, tables: list[str] | None) -> list[str]:
