@@ -12,6 +12,11 @@ def bronze(spark, cfg: Config, topic: str = "clickstream"):
     return spark.read.format("delta").load(cfg.lake.table_path(f"bronze.{topic}"))
 
 
+def table(spark, cfg: Config, name: str):
+    """The Delta table ``name`` (e.g. ``silver.clickstream``) of ``cfg``'s lake."""
+    return spark.read.format("delta").load(cfg.lake.table_path(name))
+
+
 def assert_exactly_once(spark, cfg: Config, topic: str, expected: int) -> None:
     """Bronze holds exactly one row per Kafka offset: none missing, none duplicated."""
     df = bronze(spark, cfg, topic)

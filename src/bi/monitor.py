@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from kappalake.config import Config
-from kappalake.ingest.topics import end_offsets
+from kappalake.ops.lag import lag_rows
 from kappalake.pipelines.reprocess import processed_offsets
 
 
@@ -47,8 +47,8 @@ def kafka_lag(spark: SparkSession, cfg: Config) -> pd.DataFrame:
     offset, the offsets the pipeline has processed, and the lag between them (records not yet
     processed). Pipelines further down have no Kafka offsets of their own (rows are filtered on
     the way); their backlog is their source table's newer versions."""
-    rows = []
-    ends: dict[str, dict[int, int]] = {}
+    committed: dict[str, dict[tuple[str, int], int]] = {}
+    topics: dict[str, set[str]] = {}
     raw = {n for n, p in cfg.pipelines.items() if p.source.topic is not None}
     for name, p in cfg.pipelines.items():
         feeds = [n for n in raw if cfg.pipelines[n].sink.table == p.source.table]
@@ -60,12 +60,10 @@ def kafka_lag(spark: SparkSession, cfg: Config) -> pd.DataFrame:
             continue
         if done is None:
             continue
-        topics = {t for t, _ in done} or ({cfg.topic_name(p.source.topic)} if p.source.topic else set())
-        for topic in topics:
-            if topic not in ends:
-                ends[topic] = end_offsets(cfg, topic)
-            for part, end in ends[topic].items():
-                processed = done.get((topic, part), -1) + 1
-                rows.append({"pipeline": name, "topic": topic, "partition": part, "end_offset": end,
-                             "processed": processed, "lag": max(end - processed, 0), "at": datetime.now()})
+        committed[name] = {k: o + 1 for k, o in done.items()}  # next offsets to read
+        if not done and p.source.topic:
+            topics[name] = {cfg.topic_name(p.source.topic)}
+    now = datetime.now()
+    rows = [{"pipeline": r["pipeline"], "topic": r["topic"], "partition": r["partition"], "end_offset": r["end_offset"],
+             "processed": r["committed_offset"], "lag": r["lag"], "at": now} for r in lag_rows(cfg, committed, topics)]
     return pd.DataFrame(rows, columns=["pipeline", "topic", "partition", "end_offset", "processed", "lag", "at"])

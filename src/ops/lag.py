@@ -34,13 +34,15 @@ SCHEMA = StructType([
 PARTITION_BY = ["date"]
 
 
-def lag_rows(cfg: Config, committed: dict[str, dict[tuple[str, int], int]]) -> list[dict[str, Any]]:
-    """One row per pipeline and partition of the topics in ``committed`` (pipeline -> next offsets)."""
+def lag_rows(cfg: Config, committed: dict[str, dict[tuple[str, int], int]],
+             topics: dict[str, set[str]] | None = None) -> list[dict[str, Any]]:
+    """One row per pipeline and partition of the topics in ``committed`` (pipeline -> next
+    offsets), plus those ``topics`` names for a pipeline (its partitions count as unread)."""
     now = datetime.now(timezone.utc)
     ends: dict[str, dict[int, int]] = {}
     rows = []
     for pipeline, offsets in committed.items():
-        for topic in sorted({t for t, _ in offsets}):
+        for topic in sorted({t for t, _ in offsets} | (topics or {}).get(pipeline, set())):
             if topic not in ends:
                 ends[topic] = end_offsets(cfg, topic)
             for part, end in sorted(ends[topic].items()):

@@ -43,9 +43,13 @@ class MaintainReport:
     seconds: float = 0.0
 
 
-def _commit_time(spark: SparkSession, path: str, version: int) -> datetime | None:
-    row = DeltaTable.forPath(spark, path).history().filter(F.col("version") == version).select("timestamp").first()
-    return None if row is None else row[0].replace(tzinfo=timezone.utc)
+def _commit_times(spark: SparkSession, path: str, versions: set[int]) -> dict[int, datetime]:
+    """Commit time of each of ``versions`` still in the log (one read of the table's history)."""
+    if not versions:
+        return {}
+    rows = (DeltaTable.forPath(spark, path).history().filter(F.col("version").isin(sorted(versions)))
+            .select("version", "timestamp").collect())
+    return {r["version"]: r["timestamp"].replace(tzinfo=timezone.utc) for r in rows}
 
 
 def readers_of(spark: SparkSession, cfg: Config, table: str) -> list[Reader]:
@@ -53,7 +57,7 @@ def readers_of(spark: SparkSession, cfg: Config, table: str) -> list[Reader]:
     path = cfg.lake.table_path(table)
     now = datetime.now(timezone.utc)
     latest = DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
-    out = []
+    finished: dict[str, int] = {}
     for name, p in cfg.pipelines.items():
         if p.source.table != table:
             continue
@@ -61,13 +65,15 @@ def readers_of(spark: SparkSession, cfg: Config, table: str) -> list[Reader]:
             done = delta_source_version(spark, cfg, name)
         except CheckpointError:  # part-way through a version: it needs that version's files
             done = int(last_committed(spark, cfg, name).offset["reservoirVersion"]) - 1
-        if done is None:
-            continue  # never started: it will begin from the snapshot current when it starts
-        # It will read the files added by versions after ``done``; any of them removed since was
-        # removed after the first of those versions was committed.
-        since = _commit_time(spark, path, done + 1) if done + 1 <= latest else now
-        hours = (now - since).total_seconds() / 3600 if since else math.inf
-        out.append(Reader(name, done, hours))
+        if done is not None:  # None: never started, it will begin from the snapshot current then
+            finished[name] = done
+    # A reader reads the files added by the versions after ``done``; any of them removed since
+    # was removed after the first of those versions was committed.
+    times = _commit_times(spark, path, {d + 1 for d in finished.values() if d + 1 <= latest})
+    out = []
+    for name, done in finished.items():
+        since = times.get(done + 1) if done + 1 <= latest else now
+        out.append(Reader(name, done, (now - since).total_seconds() / 3600 if since else math.inf))
     return out
 
 
@@ -103,13 +109,12 @@ def maintain_table(spark: SparkSession, cfg: Config, table: str, optimize: bool 
     if vacuum:
         report.readers = readers_of(spark, cfg, table)
         oldest = max((r.hours for r in report.readers), default=0.0)
-        retain = max(requested, oldest + m.reader_margin_hours if oldest > 0 else 0.0)
-        # Delta rounds RETAIN ... HOURS to whole hours: round up, never down.
-        retain = math.ceil(retain) if not math.isinf(retain) else retain
-        report.vacuum_retain_hours = retain
-        if math.isinf(retain):
+        if math.isinf(oldest):
             raise ConfigError(f"cannot date the version a reader of {table} goes on from (its commit is no longer in "
                               f"the Delta log): VACUUM skipped")
+        # Delta rounds RETAIN ... HOURS to whole hours: round up, never down.
+        retain = math.ceil(max(requested, oldest + m.reader_margin_hours if oldest > 0 else 0.0))
+        report.vacuum_retain_hours = retain
         report.vacuum_deleted = _vacuum(spark, path, retain, dry_run)
     report.seconds = time.monotonic() - began
     return report

@@ -1,7 +1,7 @@
 """Every micro-batch of every query, recorded by a StreamingQueryListener.
 
 The listener runs on Spark's listener bus; it only turns events into rows (and JSON log lines)
-and buffers them. The job's main loop calls :meth:`StreamRecorder.flush` every
+and buffers them. The job's main loop calls ``Recording.flush`` (``ops/recording.py``) every
 ``monitoring.flush_s`` seconds: one Delta append for the buffered rows, plus the consumer lag of
 the Kafka-reading pipelines measured at that moment. So a slow lake never slows the listener
 bus, and the metrics table gets one commit per flush rather than one per batch.
@@ -109,7 +109,6 @@ class StreamRecorder(StreamingQueryListener):
         self._rows: list[dict[str, Any]] = []
         self._names: dict[str, str] = {}
         self.committed: dict[str, dict[tuple[str, int], int]] = {}
-        self.errors: dict[str, str] = {}
         self._running: set[str] = set()
         self.json_logs = json_logs
 
@@ -145,10 +144,7 @@ class StreamRecorder(StreamingQueryListener):
 
     def onQueryTerminated(self, event) -> None:  # noqa: ANN001, N802
         self._running.discard(str(event.id))
-        row = self._bare(str(event.id), str(event.runId), "terminated", error=event.exception)
-        if event.exception and row["pipeline"]:
-            self.errors[row["pipeline"]] = event.exception
-        self._add(row)
+        self._add(self._bare(str(event.id), str(event.runId), "terminated", error=event.exception))
 
     def drain(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -21,14 +21,10 @@ from kappalake.ops.status import lake_status, render
 from kappalake.pipelines.reference import write_reference_tables
 from kappalake.pipelines.runner import PipelineError, run_pipelines, start_pipeline
 from tests.conftest import as_yaml, config_values, make_config
-from tests.lake_checks import assert_exactly_once, bronze
+from tests.lake_checks import assert_exactly_once, bronze, table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 AVAILABLE_NOW = TriggerConf(available_now=True)
-
-
-def table(spark, cfg, name):
-    return spark.read.format("delta").load(cfg.lake.table_path(name))
 
 
 def test_lag_is_recorded_while_behind_and_reaches_zero(spark, broker_conf, tmp_path):

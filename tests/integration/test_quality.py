@@ -16,6 +16,7 @@ from kappalake.pipelines.reference import write_reference_tables
 from kappalake.pipelines.runner import PipelineError, run_pipelines, start_pipeline
 from kappalake.quality.replay import replay_quarantine
 from tests.conftest import CONF_DIR, make_config
+from tests.lake_checks import table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 AVAILABLE_NOW = TriggerConf(available_now=True)
@@ -28,10 +29,6 @@ def suite_with(*extra):
     suite = yaml.safe_load(SUITE.read_text())
     suite["expectations"] = suite["expectations"] + list(extra)
     return suite
-
-
-def table(spark, cfg, name):
-    return spark.read.format("delta").load(cfg.lake.table_path(name))
 
 
 @pytest.fixture(scope="module")

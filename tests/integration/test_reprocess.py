@@ -22,15 +22,11 @@ from kappalake.pipelines.runner import build_batch, build_checked_batch, run_pip
 from kappalake.quality.gate import OUTCOME
 from kappalake.quality.quarantine import valid_rows
 from tests.conftest import make_config
-from tests.lake_checks import later_copies
+from tests.lake_checks import later_copies, table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PIPELINES = ["bronze_clickstream", "silver_clickstream", "gold_page_minute", "gold_sessions"]
 COORDS = ["topic", "partition", "offset"]
-
-
-def table(spark, cfg: Config, name: str):
-    return spark.read.format("delta").load(cfg.lake.table_path(name))
 
 
 def version(spark, cfg: Config, name: str) -> int:
