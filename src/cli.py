@@ -7,6 +7,7 @@ import json
 import re
 import sys
 import time
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -162,6 +163,23 @@ def build_parser() -> argparse.ArgumentParser:
     mt.add_argument("--retain-hours", type=float, help="VACUUM retention (default: maintenance.retain_hours)")
     mt.add_argument("--force", action="store_true", help="allow a retention below maintenance.min_retain_hours")
     mt.add_argument("--dry-run", action="store_true", help="say what would be done, change nothing")
+
+    bn = sub.add_parser("bench", help="benchmark: limit, passthrough, full pipeline, latency, alert paths, soak, "
+                                      "quality cost; prints a table and writes a JSON result")
+    bn.add_argument("--quick", action="store_true", help="everything small (~4 min): checks the harness, not the machine")
+    bn.add_argument("--only", action="append", choices=["preload", "limit", "passthrough", "full", "quality", "latency",
+                                                        "alerts", "soak"],
+                    help="run only this stage (repeatable; the throughput stages preload the topic first)")
+    bn.add_argument("--events", type=int, help="clickstream events preloaded for the throughput stages (default 2,000,000)")
+    bn.add_argument("--latency-rate", type=int, help="events/s of the latency run (default 10,000)")
+    bn.add_argument("--latency-seconds", type=float, help="length of the latency run (default 120)")
+    bn.add_argument("--soak-rate", type=int, help="events/s of the soak (default 5,000)")
+    bn.add_argument("--soak-seconds", type=float, help="length of the soak (default 600)")
+    bn.add_argument("--trigger", help="processing-time trigger of the streaming stages (default '1 second'; "
+                                      "'config' keeps each pipeline's own)")
+    bn.add_argument("--out", type=Path, help="JSON result (default bench/results/kappalake-bench[-quick].json)")
+    bn.add_argument("--workspace", type=Path, default=Path(".kappalake/bench"),
+                    help="lakes, checkpoints and copies of the run (cleared first; default .kappalake/bench)")
 
     d = sub.add_parser("demo", help="the main job: broker, producers, ingestion to completion, summary")
     d.add_argument("--events", type=int, default=5000, help="events per topic (default 5000)")
@@ -627,6 +645,23 @@ def cmd_maintain(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
+    from kappalake.bench.harness import Plan, render, run
+
+    plan = Plan.quick() if args.quick else Plan()
+    for arg, attr in (("events", "events"), ("latency_rate", "latency_rate"), ("latency_seconds", "latency_s"),
+                      ("soak_rate", "soak_rate"), ("soak_seconds", "soak_s")):
+        if getattr(args, arg) is not None:
+            setattr(plan, attr, getattr(args, arg))
+    if args.trigger is not None:
+        plan.trigger = None if args.trigger == "config" else args.trigger
+    out = args.out or Path("bench/results") / f"kappalake-bench{'-quick' if args.quick else ''}.json"
+    result = run(cfg, plan, args.only, args.workspace, out, args.quick)
+    print(render(result))
+    print(f"result: {out}")
+    return 1 if result["errors"] else 0
+
+
 def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.ingest.broker import LocalBroker
     from kappalake.ingest.faults import FaultRates
@@ -854,4 +889,5 @@ COMMANDS = {
     "status": cmd_status,
     "maintain": cmd_maintain,
     "demo": cmd_demo,
+    "bench": cmd_bench,
 }

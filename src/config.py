@@ -539,6 +539,14 @@ def _read_suites(merged: dict[str, Any], conf_dir: Path) -> None:
     quality["suites"] = suites
 
 
+def derive(cfg: Config, overrides: typing.Mapping[str, Any]) -> Config:
+    """``cfg`` with dotted ``overrides`` applied (``{"lake.root": "/tmp/x"}``), validated again."""
+    try:
+        return Config.model_validate(deep_merge(cfg.model_dump(), nest_overrides(overrides)))
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, cfg.profile)) from None
+
+
 def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     """Recursive dict merge; values of ``b`` win, lists are replaced, not concatenated."""
     out = dict(a)

@@ -27,14 +27,6 @@ def is_valid() -> Column:
     """True for a parsed row without problems (its ``_errors`` list is empty)."""
     return F.size(ERRORS) == 0
 
-# schema_of_variant() names per JSON Schema type. Integers may arrive as DECIMAL(n,0) only
-# when they overflow BIGINT; numbers may be any numeric.
-_INTEGER = "^(BIGINT|INT|SMALLINT|TINYINT)$"
-_NUMBER = "^(BIGINT|INT|SMALLINT|TINYINT|DECIMAL.*|DOUBLE|FLOAT)$"
-_VARIANT_TYPE = {"string": "^STRING$", "integer": _INTEGER, "number": _NUMBER, "boolean": "^BOOLEAN$",
-                 "object": "^OBJECT.*", "array": "^ARRAY.*"}
-
-
 def parse_events(df: DataFrame, topic: str, max_payload_bytes: int = 256 * 1024) -> DataFrame:
     """Bronze rows -> one typed column per contract field, plus ``_rescued_data`` and ``_errors``.
 
@@ -44,12 +36,12 @@ def parse_events(df: DataFrame, topic: str, max_payload_bytes: int = 256 * 1024)
     ``enum:<f>``, ``range:<f>``,
     ``version:<n>`` for an unknown ``schema_version``.
 
-    Cost per row: one JSON parse into a VARIANT and three lookups on it (its type signature,
-    the contract fields as a struct, all fields as a map for the rescue); every per-field
-    check then works on those columns with plain string and comparison functions.
+    Cost per row: one JSON parse into a VARIANT, two lookups on it (the contract fields as a
+    struct, all fields as a map for the rescue) and one type name per field; every check
+    then works on those columns with plain string and comparison functions.
     """
     schema = contracts.schema(topic)
-    types = F.col("_t")
+    types = "_t_"
     fields: list[Column] = []
     field_checks: list[Column] = []
     for name, prop in schema["properties"].items():
@@ -62,12 +54,12 @@ def parse_events(df: DataFrame, topic: str, max_payload_bytes: int = 256 * 1024)
         got = F.col("_s.schema_version")
         field_checks.append(F.when(got != version, F.concat(F.lit("version:"), got.cast("string"))))
     # Field problems only mean something once the payload is a JSON object.
-    is_object = F.col("_sig").startswith("OBJECT")
+    is_object = F.col("_m").isNotNull()
     checks: list[Column] = [
         F.when(~F.expr("is_valid_utf8(cast(value as string))"), F.lit("not_utf8")),
         F.when(F.length("value") > max_payload_bytes, F.lit("oversized")),
-        F.when(F.col("_sig").isNull(), F.lit("malformed_json")),
-        F.when(F.col("_sig").isNotNull() & ~is_object, F.lit("not_an_object")),
+        F.when(F.col("_v").isNull(), F.lit("malformed_json")),
+        F.when(F.col("_v").isNotNull() & ~is_object, F.lit("not_an_object")),
         *[F.when(is_object, c) for c in field_checks],
     ]
     known = F.array(*[F.lit(n) for n in schema["properties"]])
@@ -75,16 +67,12 @@ def parse_events(df: DataFrame, topic: str, max_payload_bytes: int = 256 * 1024)
     extra = F.map_filter("_m", lambda k, _: ~F.array_contains(known, k))
     keep = [c for c in RAW_COLUMNS if c in df.columns]
     struct = "struct<" + ", ".join(f"{n}: {_lookup_type(p)}" for n, p in schema["properties"].items()) + ">"
-    objects = [n for n, p in schema["properties"].items() if contracts.json_type(p) == "object"]
     looked_up = (
         df.withColumn("_v", F.expr("try_parse_json(cast(value as string))"))
-        .select(*keep,
-                F.expr("schema_of_variant(_v)").alias("_sig"),
+        .select(*keep, "_v",
                 F.expr(f"try_variant_get(_v, '$', '{struct}')").alias("_s"),
-                F.expr("try_variant_get(_v, '$', 'map<string,variant>')").alias("_m"))
-        # Field types of each object level, computed once per row and read by every check.
-        .select(*keep, "_sig", "_s", "_m", _types(F.col("_sig")).alias("_t"),
-                *[_types(F.regexp_extract("_sig", rf"(?:<|, ){n}: (OBJECT<[^<>]*>)", 1)).alias(f"_t_{n}") for n in objects])
+                F.expr("try_variant_get(_v, '$', 'map<string,variant>')").alias("_m"),
+                *_types("_v", schema["properties"], types))
     )
     return looked_up.select(
         *keep, *fields,
@@ -93,20 +81,31 @@ def parse_events(df: DataFrame, topic: str, max_payload_bytes: int = 256 * 1024)
     )
 
 
-_NAME_TYPE = r"(?:<|, )([A-Za-z0-9_$]+): ([A-Z]+)"
+def _types(variant: str, props: dict[str, Any], prefix: str, path: str = "$") -> list[Column]:
+    """One column per property, ``<prefix><name>``: its JSON type name (STRING, BIGINT,
+    DECIMAL(3,1), OBJECT<...>, VOID), null when absent, ``VOID`` for a JSON null; an object's
+    fields follow as ``<prefix><name>__<field>``.
 
-
-def _types(signature: Column) -> Column:
-    """Map of field name -> JSON type name (STRING, BIGINT, DECIMAL, OBJECT, VOID...) of one object level.
-
-    ``schema_of_variant`` gives e.g. ``OBJECT<a: STRING, g: OBJECT<c: STRING>, p: DECIMAL(3,1)>``;
-    nested objects and arrays are collapsed first so only this level's names are read.
+    One small ``schema_of_variant`` per field is far cheaper than taking the whole payload's
+    signature apart with regular expressions. They are top-level columns, not a struct, on
+    purpose: Spark would inline a struct's fields into every check that reads them (each
+    type is read by several checks) and compute them again for each.
     """
-    flat = signature
-    for _ in range(3):
-        flat = F.regexp_replace(flat, r": (OBJECT|ARRAY)<[^<>]*>", ": $1")
-    return F.map_from_arrays(F.regexp_extract_all(flat, F.lit(_NAME_TYPE), 1),
-                             F.regexp_extract_all(flat, F.lit(_NAME_TYPE), 2))
+    cols = []
+    for name, prop in props.items():
+        cols.append(F.expr(f"schema_of_variant(variant_get({variant}, '{path}.{name}', 'variant'))").alias(prefix + name))
+        if contracts.json_type(prop) == "object":
+            cols += _types(variant, prop["properties"], f"{prefix}{name}__", f"{path}.{name}")
+    return cols
+
+
+def _is_type(vtype: Column, jtype: str) -> Column:
+    """Whether a ``schema_of_variant`` name is the JSON Schema type ``jtype``. Integers arrive as
+    DECIMAL(n,0) only when they overflow BIGINT; numbers may be any numeric."""
+    ints = vtype.isin("BIGINT", "INT", "SMALLINT", "TINYINT")
+    return {"string": vtype == "STRING", "integer": ints, "boolean": vtype == "BOOLEAN",
+            "number": ints | vtype.isin("DOUBLE", "FLOAT") | vtype.startswith("DECIMAL"),
+            "object": vtype.startswith("OBJECT"), "array": vtype.startswith("ARRAY")}[jtype]
 
 
 def _lookup_type(prop: dict[str, Any]) -> str:
@@ -117,20 +116,20 @@ def _lookup_type(prop: dict[str, Any]) -> str:
     return "string" if t == "timestamp" else t
 
 
-def _field(types: Column, parent: Column, name: str, prop: dict[str, Any], required: bool,
+def _field(types: str, parent: Column, name: str, prop: dict[str, Any], required: bool,
            prefix: str = "") -> tuple[Column, list[Column]]:
     """(typed value or null when invalid, error expressions) for one contract property."""
     jtype = contracts.json_type(prop)
     nullable = isinstance(prop.get("type"), list) and "null" in prop["type"]
-    vtype = F.try_element_at(types, F.lit(name))  # null: absent, VOID: JSON null
+    vtype = F.col(types + name)  # null: absent, VOID: JSON null
     absent = vtype.isNull() | (vtype == "VOID")
-    type_ok = vtype.rlike(_VARIANT_TYPE[jtype])
+    type_ok = _is_type(vtype, jtype)
     label = prefix + name
     errors = [F.when((vtype == "VOID") & F.lit(not nullable) | vtype.isNull() & F.lit(required), F.lit(f"missing:{label}")),
               F.when(~absent & ~type_ok, F.lit(f"wrong_type:{label}"))]
     raw = parent.getField(name)
     if jtype == "object":
-        inner = F.col(f"_t_{name}")  # nested objects: one level, as the contracts have
+        inner = f"{types}{name}__"
         subs, sub_errs = [], []
         for sub, sp in prop["properties"].items():
             c, e = _field(inner, raw, sub, sp, sub in prop.get("required", []), prefix=f"{label}.")
@@ -170,13 +169,13 @@ def _field(types: Column, parent: Column, name: str, prop: dict[str, Any], requi
     return value, errors
 
 
-def _conditional_rules(types: Column, schema: dict[str, Any]) -> list[Column]:
+def _conditional_rules(types: str, schema: dict[str, Any]) -> list[Column]:
     """``allOf: [{if: {properties: {f: {const: c}}}, then: {required: [...]}}]`` as checks."""
     out = []
     for rule in schema.get("allOf", []):
         (field, cond), = rule["if"]["properties"].items()
         when = F.col(f"_s.{field}") == cond["const"]
         for req in rule["then"]["required"]:
-            vtype = F.try_element_at(types, F.lit(req))
+            vtype = F.col(types + req)
             out.append(F.when(when & (vtype.isNull() | (vtype == "VOID")), F.lit(f"missing:{req}")))
     return out

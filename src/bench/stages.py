@@ -1,0 +1,401 @@
+"""The benchmark's measurements, each on its own lake (and topics where it needs fresh ones).
+
+Every stage runs the project's real code (the runner, the transforms, the quality gate, the
+Delta sinks) against the real local broker; only the feeds are benchmark-specific.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from kappalake.bench.feed import PacedProducer, Pool, build_pool, paced, preload
+from kappalake.bench.probes import MemorySampler, driver_jvm_pid, growth, percentiles
+from kappalake.config import Config, TriggerConf, derive
+from kappalake.ingest import contracts
+from kappalake.ingest.kafka_clients import python_client_kwargs, spark_kafka_options
+from kappalake.ingest.topics import end_offsets, ensure_topics
+from kappalake.pipelines.reference import write_reference_tables
+from kappalake.pipelines.runner import run_pipelines, start_pipeline
+
+AVAILABLE_NOW = TriggerConf(available_now=True)
+GOLD_CLICKSTREAM = ["gold_page_minute", "gold_sessions", "gold_funnel_hourly", "gold_concurrent_viewers",
+                    "gold_product_demand"]
+
+
+@dataclass
+class Context:
+    spark: SparkSession
+    cfg: Config
+    workspace: Path
+    events: int
+    pool_size: int
+    broker_pid: int | None = None
+    pools: dict[str, Pool] = field(default_factory=dict)
+    topic: str = "bench_clickstream"  # the preloaded clickstream topic the throughput stages share
+
+    def stage_cfg(self, stage: str, **overrides: Any) -> Config:
+        """The configuration of one stage: its own lake and checkpoints under the workspace."""
+        root = self.workspace / stage
+        shutil.rmtree(root, ignore_errors=True)
+        values = {"lake.root": str(root / "lake"), "lake.checkpoint_root": str(root / "checkpoints"),
+                  "topics.clickstream.name": self.topic, "monitoring.json_log": None, **overrides}
+        return derive(self.cfg, values)
+
+    def pool(self, topic: str) -> Pool:
+        if topic not in self.pools:
+            self.pools[topic] = build_pool(self.cfg, topic, self.pool_size)
+        return self.pools[topic]
+
+
+def say(message: str) -> None:
+    print(f"[bench]   {message}", flush=True)
+
+
+def rows_per_s(rows: int, seconds: float) -> float:
+    return round(rows / seconds, 1) if seconds > 0 else 0.0
+
+
+# -- 0: preload ----------------------------------------------------------------------------------
+
+def preload_topic(ctx: Context) -> dict:
+    """``events`` clickstream events into a fresh topic, through Spark's Kafka sink."""
+    cfg = ctx.stage_cfg("preload")
+    ensure_topics(cfg, ["clickstream"])
+    t0 = time.perf_counter()
+    pool = ctx.pool("clickstream")
+    pool_s = time.perf_counter() - t0
+    seconds = preload(ctx.spark, cfg, "clickstream", pool, ctx.events)
+    landed = sum(end_offsets(cfg, ctx.topic).values())
+    if landed != ctx.events:
+        raise RuntimeError(f"preload: {landed} events in {ctx.topic}, expected {ctx.events}")
+    return {"events": landed, "seconds": round(seconds, 2), "events_per_s": rows_per_s(landed, seconds),
+            "pool": len(pool), "pool_seconds": round(pool_s, 2), "partitions": cfg.topics["clickstream"].partitions}
+
+
+# -- 1: limit ------------------------------------------------------------------------------------
+
+def limit(ctx: Context) -> dict:
+    """The same payloads from a Parquet copy: ``from_json`` with the contract's schema, written
+    as Parquet. What this machine's Spark does at best with this data."""
+    cfg = ctx.stage_cfg("limit")
+    root = ctx.workspace / "limit"
+    copy, out = str(root / "payloads.parquet"), str(root / "parsed.parquet")
+    raw = (ctx.spark.read.format("kafka").options(**spark_kafka_options(cfg)).option("subscribe", ctx.topic)
+           .option("startingOffsets", "earliest").load().select("value"))
+    raw.write.mode("overwrite").parquet(copy)
+    schema = contracts.spark_schema("clickstream")
+    start = time.perf_counter()
+    (ctx.spark.read.parquet(copy).select(F.from_json(F.col("value").cast("string"), schema).alias("e")).select("e.*")
+     .write.mode("overwrite").parquet(out))
+    seconds = time.perf_counter() - start
+    rows = ctx.spark.read.parquet(out).count()
+    return {"rows": rows, "seconds": round(seconds, 2), "rows_per_s": rows_per_s(rows, seconds)}
+
+
+# -- 2, 3, 6: availableNow runs ------------------------------------------------------------------
+
+def _run(ctx: Context, cfg: Config, names: list[str]) -> tuple[float, dict[str, dict]]:
+    start = time.perf_counter()
+    reports = run_pipelines(ctx.spark, cfg, names, trigger=AVAILABLE_NOW)
+    seconds = time.perf_counter() - start
+    return seconds, {r.pipeline: {"rows": r.input_rows, "batches": r.batches, "seconds": round(r.seconds, 2)}
+                     for r in reports}
+
+
+def passthrough(ctx: Context) -> dict:
+    """Kafka -> bronze Delta only (availableNow)."""
+    cfg = ctx.stage_cfg("passthrough")
+    seconds, per = _run(ctx, cfg, ["bronze_clickstream"])
+    rows = per["bronze_clickstream"]["rows"]
+    return {"rows": rows, "seconds": round(seconds, 2), "rows_per_s": rows_per_s(rows, seconds), "pipelines": per}
+
+
+def full(ctx: Context) -> dict:
+    """Kafka -> bronze -> silver (parse, quality split, dedup, pseudonymise, enrich) -> the five
+    clickstream gold tables, availableNow, in the runner's waves."""
+    cfg = ctx.stage_cfg("full")
+    write_reference_tables(ctx.spark, cfg)
+    seconds, per = _run(ctx, cfg, ["bronze_clickstream", "silver_clickstream", *GOLD_CLICKSTREAM])
+    landed = _count(ctx.spark, cfg, "silver.clickstream") + _count(ctx.spark, cfg, "quarantine.clickstream")
+    return {"events": ctx.events, "seconds": round(seconds, 2), "events_per_s": rows_per_s(ctx.events, seconds),
+            "silver_plus_quarantine": landed, "pipelines": per,
+            "stage_seconds": {"bronze": per["bronze_clickstream"]["seconds"], "silver": per["silver_clickstream"]["seconds"],
+                              "gold": max(per[n]["seconds"] for n in GOLD_CLICKSTREAM)}}
+
+
+def quality_cost(ctx: Context) -> dict:
+    """bronze -> silver over the full stage's bronze table, with the expectation suite and
+    without it (the contract split stays), from fresh silver tables."""
+    base = ctx.workspace / "full"
+    out = {}
+    for label, with_suite in (("with_expectations", True), ("without_expectations", False)):
+        table = f"bench.silver_{label}"
+        base_cfg = ctx.cfg.model_copy(update={"maintenance": ctx.cfg.maintenance.model_copy(update={"zorder": {}})})
+        cfg = derive(base_cfg, {
+            "lake.root": str(base / "lake"), "lake.checkpoint_root": str(ctx.workspace / f"quality_{label}"),
+            "monitoring.json_log": None, "topics.clickstream.name": ctx.topic,
+            "pipelines.silver_clickstream.sink.table": table,
+            "pipelines.silver_clickstream.sink.quarantine": f"bench.quarantine_{label}",
+        })
+        # Suites are keyed by table: the renamed table gets silver's suite, or none at all.
+        suites = {table: ctx.cfg.quality.suites["silver.clickstream"]} if with_suite else {}
+        cfg = cfg.model_copy(update={"quality": cfg.quality.model_copy(update={"suites": suites}),
+                                     "maintenance": cfg.maintenance.model_copy(update={"zorder": {}})})
+        seconds, per = _run(ctx, cfg, ["silver_clickstream"])
+        rows = per["silver_clickstream"]["rows"]
+        out[label] = {"rows": rows, "seconds": round(seconds, 2), "rows_per_s": rows_per_s(rows, seconds)}
+    w, wo = out["with_expectations"]["rows_per_s"], out["without_expectations"]["rows_per_s"]
+    out["ratio"] = round(w / wo, 3) if wo else None
+    return out
+
+
+def _count(spark: SparkSession, cfg: Config, table: str) -> int:
+    return spark.read.format("delta").load(cfg.lake.table_path(table)).count()
+
+
+# -- 4, 5: sustained feeds -------------------------------------------------------------------------
+
+def sustained(ctx: Context, stage: str, rate: int, seconds: float, names: list[str], trigger: str | None,
+              warmup_s: float, sample_s: float = 5.0) -> dict:
+    """Feed ``rate`` clickstream events/s for ``seconds`` into a fresh topic while ``names`` stream
+    (processing-time triggers); then produce-to-silver latency from silver's change feed
+    (commit time of the version that added each row minus its Kafka timestamp and its
+    ``sent_at``), process memory, state size and batch durations over the run."""
+    topic = f"bench_{stage}_{int(time.time())}"
+    triggers = {f"pipelines.{n}.trigger": {"processing_time": trigger} for n in names if trigger}
+    cfg = ctx.stage_cfg(stage, **{"topics.clickstream.name": topic,
+                                  "lake.table_properties": {**ctx.cfg.lake.table_properties,
+                                                            "delta.enableChangeDataFeed": "true"}}, **triggers)
+    ensure_topics(cfg, ["clickstream"])
+    write_reference_tables(ctx.spark, cfg)
+    spark = ctx.spark
+    spark.conf.set("spark.sql.streaming.numRecentProgressUpdates", "100000")
+    pool = ctx.pool("clickstream")
+    closers: list = []
+    queries: dict = {}
+    feed = None
+    sampler = MemorySampler({"driver_jvm": driver_jvm_pid(spark), "driver_python": _pid(), "broker": ctx.broker_pid},
+                            every_s=sample_s, gauges={
+                                "state_rows": lambda: _state(queries, "numRowsTotal"),
+                                "state_mib": lambda: round(_state(queries, "memoryUsedBytes") / 2**20, 1)})
+    try:
+        for n in names:
+            queries[n] = start_pipeline(spark, cfg, n, None, closers)
+        feed = paced(spark, cfg, "clickstream", pool, rate, str(ctx.workspace / stage / "feed-checkpoint"))
+        say(f"{', '.join(names)} streaming; feeding {rate:,} events/s for {seconds:g} s")
+        sampler.start()
+        feed_start_ms = int(time.time() * 1000)
+        t_end = time.monotonic() + seconds
+        while time.monotonic() < t_end:
+            _raise_failed([feed, *queries.values()])
+            time.sleep(1)
+        feed.stop()
+        fed = sum(end_offsets(cfg, topic).values())
+        say(f"{fed:,} events fed; waiting for silver to hold them all")
+        drain = _drain(spark, cfg, fed, queries, deadline_s=max(60.0, seconds))
+    finally:
+        if sampler.is_alive():
+            sampler.stop()
+        _stop_all([feed, *queries.values()], closers)
+    measured_from = feed_start_ms + int(warmup_s * 1000)
+    result = {
+        "rate_target": rate, "seconds": seconds, "trigger": trigger or "as configured", "warmup_excluded_s": warmup_s,
+        "events_fed": fed, "fed_events_per_s": rows_per_s(fed, seconds), "drain_s": drain,
+        "latency_ms": _silver_latency(spark, cfg, measured_from),
+        "memory": {k: growth(sampler.samples, k, warmup_s) for k in ("driver_jvm_rss_mib", "driver_python_rss_mib",
+                                                                     "broker_rss_mib", "state_rows", "state_mib")},
+        "batches": {n: _batch_trend(q, warmup_s) for n, q in queries.items()},
+        "samples": sampler.samples,
+    }
+    return result
+
+
+def _stop_all(queries: list, closers: list) -> None:
+    for q in queries:
+        if q is not None and q.isActive:
+            q.stop()
+    for close in closers:
+        close()
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def _state(queries: dict, key: str) -> int:
+    total = 0
+    for q in queries.values():
+        p = q.lastProgress
+        for op in (p or {}).get("stateOperators", []):
+            total += op.get(key) or 0
+    return total
+
+
+def _raise_failed(queries: list) -> None:
+    for q in queries:
+        if not q.isActive and q.exception() is not None:
+            raise RuntimeError(f"query {q.name} failed: {str(q.exception())[:2000]}")
+
+
+def _drain(spark: SparkSession, cfg: Config, fed: int, queries: dict, deadline_s: float) -> float | None:
+    """Seconds until bronze holds every fed event and the queries have nothing left to read
+    (None: not within the deadline). Silver + quarantine hold fewer rows than were fed: the
+    feed's resends are deduplicated."""
+    start, idle = time.monotonic(), 0
+    while time.monotonic() - start < deadline_s:
+        try:
+            bronze = _count(spark, cfg, "bronze.clickstream")
+        except Exception:  # noqa: BLE001 - not created yet
+            bronze = 0
+        busy = any(q.status["isDataAvailable"] or q.status["isTriggerActive"] for q in queries.values())
+        idle = idle + 1 if bronze >= fed and not busy else 0
+        if idle >= 3:
+            return round(time.monotonic() - start, 1)
+        time.sleep(1)
+    return None
+
+
+def _silver_latency(spark: SparkSession, cfg: Config, from_ms: int) -> dict:
+    cdf = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 0)
+           .load(cfg.lake.table_path("silver.clickstream")).filter("_change_type = 'insert'"))
+    commit = F.unix_millis("_commit_timestamp")
+    rows = cdf.filter(F.unix_millis("kafka_timestamp") >= from_ms).select(
+        (commit - F.unix_millis("kafka_timestamp")).alias("from_kafka"),
+        (commit - F.unix_millis("sent_at")).alias("from_sent"),
+        (F.unix_millis("kafka_timestamp") / 10000).cast("long").alias("bucket"))
+    out = {}
+    for col in ("from_kafka", "from_sent"):
+        r = rows.agg(F.percentile_approx(col, F.array(F.lit(0.5), F.lit(0.95), F.lit(0.99)), 10000).alias("p"),
+                     F.count(col).alias("n"), F.max(col).alias("max"), F.avg(col).alias("mean")).first()
+        p = r["p"] or [None] * 3
+        out[col] = {"p50": p[0], "p95": p[1], "p99": p[2], "max": r["max"], "count": r["n"],
+                    "mean": round(r["mean"], 1) if r["mean"] is not None else None}
+    per10s = (rows.groupBy("bucket").agg(F.percentile_approx("from_kafka", F.lit(0.95), 1000).alias("p95"),
+                                         F.count("*").alias("n")).orderBy("bucket").collect())
+    out["p95_per_10s"] = [r["p95"] for r in per10s]
+    return out
+
+
+def _batch_trend(query, warmup_s: float) -> dict:
+    """Batch durations (triggerExecution, batches with input) after warm-up: first fifth vs last fifth."""
+    prog = [p for p in query.recentProgress if p.get("numInputRows", 0) > 0]
+    if not prog:
+        return {"batches": 0}
+    t0 = _ts(prog[0]["timestamp"])
+    durs = [(p["durationMs"].get("triggerExecution", 0)) for p in prog if _ts(p["timestamp"]) - t0 >= warmup_s]
+    rows = [p["numInputRows"] for p in prog]
+    out = {"batches": len(prog), "rows_per_batch_mean": round(sum(rows) / len(rows), 1)}
+    if len(durs) >= 5:
+        n = max(1, len(durs) // 5)
+        first, last = sum(durs[:n]) / n, sum(durs[-n:]) / n
+        out |= {"duration_ms_first": round(first), "duration_ms_last": round(last),
+                "duration_growth": round(last / first - 1, 3) if first else None,
+                "duration_ms": percentiles(durs)}
+    return out
+
+
+def _ts(iso: str) -> float:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+# -- 4b: alert paths -----------------------------------------------------------------------------
+
+def alert_paths(ctx: Context, rate: int, seconds: float, warmup_s: float, trigger: str | None) -> dict:
+    """Telemetry readings at ``rate``/s from kafka-python, two vehicles running hot 20 s of every
+    40 s. Continuous path (``alerts_fast``: Kafka -> flags -> Kafka): alert append time minus
+    the reading's Kafka timestamp. Micro-batch path (bronze -> silver -> ``alerts_telemetry``):
+    append time of the episode's ``open`` alert minus the event time at which it was due
+    (the reading that completed ``min_duration``; readings carry their send time as event
+    time). The alerts topic stamps records at append (LogAppendTime)."""
+    stage = "alerts"
+    suffix = int(time.time())
+    names = ["alerts_fast", "bronze_telemetry", "silver_telemetry", "alerts_telemetry"]
+    triggers = {f"pipelines.{n}.trigger": {"processing_time": trigger} for n in names[1:] if trigger}
+    cfg = ctx.stage_cfg(stage, **{
+        "topics.telemetry.name": f"bench_telemetry_{suffix}", "topics.alerts.name": f"bench_alerts_{suffix}",
+        "topics.alerts.config": {"message.timestamp.type": "LogAppendTime"},
+        "pipelines.alerts_fast.source.starting_offsets": "earliest", "alerts.notifiers": []}, **triggers)
+    ensure_topics(cfg, ["telemetry", "alerts"])
+    write_reference_tables(ctx.spark, cfg)
+    pool = [json.loads(v) for v in _telemetry_templates(ctx)]
+    hot = sorted({e["device_id"] for e in pool if e.get("device_kind") == "vehicle" and "engine_temp_c" in e})[:2]
+    closers: list = []
+    queries: dict = {}
+    producer = PacedProducer(cfg, pool, rate, hot)
+    try:
+        for n in names:
+            queries[n] = start_pipeline(ctx.spark, cfg, n, None, closers)
+        start_ms = int(time.time() * 1000)
+        producer.start()
+        say(f"{', '.join(names)} streaming; {rate:,} readings/s for {seconds:g} s, hot: {', '.join(hot)}")
+        t_end = time.monotonic() + seconds
+        while time.monotonic() < t_end:
+            _raise_failed(list(queries.values()))
+            time.sleep(1)
+        producer.stop()
+        time.sleep(max(15.0, 3 * _seconds(trigger or "5 seconds")))  # the last episodes' alerts come out
+    finally:
+        if producer.is_alive():
+            producer.stop()
+        _stop_all(list(queries.values()), closers)
+    flags, opens = _alert_latencies(cfg, start_ms + int(warmup_s * 1000))
+    return {"rate_target": rate, "seconds": seconds, "readings_sent": producer.sent, "hot_readings": producer.hot_sent,
+            "sent_per_s": rows_per_s(producer.sent, seconds), "hot_devices": hot, "trigger": trigger or "as configured",
+            "continuous_ms": percentiles(flags), "micro_batch_ms": percentiles(opens),
+            "micro_batch_note": "includes the detector's watermark lateness "
+                                f"({_lateness(cfg)}) by design: readings wait for it so out-of-order input gives the same alerts"}
+
+
+def _telemetry_templates(ctx: Context) -> list[str]:
+    from kappalake.ingest.producer import ProduceSpec, simulate
+
+    sim = simulate(ctx.cfg, ProduceSpec("telemetry", count=2000, seed=11, span=60))  # an endless iterator
+    return [json.dumps(ev.event) for ev in itertools.islice(sim, 2000)]
+
+
+def _seconds(interval: str) -> float:
+    n, unit = interval.split()
+    return float(n) / (1000 if unit.startswith("milli") else 1)
+
+
+def _lateness(cfg: Config) -> str:
+    for t in cfg.pipelines["alerts_telemetry"].transforms:
+        if isinstance(t, dict) and "lateness" in t:
+            return t["lateness"]
+    return "?"
+
+
+def _alert_latencies(cfg: Config, from_ms: int) -> tuple[list[float], list[float]]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    topic = cfg.topic_name("alerts")
+    consumer = KafkaConsumer(**python_client_kwargs(cfg), enable_auto_commit=False, consumer_timeout_ms=3000)
+    flags, opens = [], []
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        for msg in consumer:
+            a = json.loads(msg.value)
+            if a.get("kind") == "hard_limit":
+                src = _ts(a["source_timestamp"]) * 1000
+                if src >= from_ms:
+                    flags.append(msg.timestamp - src)
+            elif a.get("event") == "open" and a.get("event_ms") and a["event_ms"] >= from_ms:
+                opens.append(msg.timestamp - a["event_ms"])
+    finally:
+        consumer.close()
+    return flags, opens
