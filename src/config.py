@@ -149,11 +149,14 @@ class SourceConf(_Model):
     fail_on_data_loss: bool = True
     min_partitions: Optional[int] = Field(None, ge=1)
     max_files_per_trigger: Optional[int] = Field(None, ge=1)  # Delta sources
+    max_bytes_per_trigger: Optional[str] = None  # Delta sources, e.g. 32m: a soft cap, at least one file a batch
 
     @model_validator(mode="after")
     def _one_source(self) -> "SourceConf":
         if (self.topic is None) == (self.table is None):
             raise ValueError("set exactly one of source.topic (a Kafka topic) or source.table (a Delta table, e.g. bronze.clickstream)")
+        if self.max_bytes_per_trigger is not None and not re.fullmatch(r"\d+[kmg]?", self.max_bytes_per_trigger.lower()):
+            raise ValueError(f"source.max_bytes_per_trigger {self.max_bytes_per_trigger!r} must be a size like 32m, 512k or 1g")
         if self.table is not None and not TABLE_NAME.match(self.table):
             raise ValueError(f"source.table {self.table!r} must look like 'layer.name' (e.g. bronze.clickstream)")
         return self

@@ -36,7 +36,8 @@ _WRITE_OPTIONS = {"kafka.linger.ms": "20", "kafka.batch.size": "262144", "kafka.
 
 @dataclass
 class Pool:
-    """Templates of one topic's simulated events: ``rows`` of (idx, key, template, raw, k, t_ms, lag_ms)."""
+    """Templates of one topic's simulated events: ``rows`` of (idx, key, template, raw, k, t_ms (send
+    time in the pool's span), et_off_ms (event minus send time), lag_ms (sent_at minus event time))."""
 
     topic: str
     rows: list[tuple] = field(default_factory=list)
@@ -55,14 +56,14 @@ def build_pool(cfg: Config, topic: str, size: int, seed: int = 7, rate: float = 
     """
     faults = faults if faults is not None else FaultRates.uniform(0.002)
     spec = ProduceSpec(topic, count=size, seed=seed, faults=faults, span=size / rate)
-    pool, ids, first = Pool(topic), {}, None
+    pool, ids = Pool(topic), {}
     for i, r in enumerate(records(cfg, spec)):
         key = r.key.encode() if isinstance(r.key, str) else r.key
-        template, k, t_ms, lag = None, 0, 0, 0
+        template, k, et_off, lag = None, 0, 0, 0
         value = r.value
         if isinstance(value, dict) and isinstance(value.get("event_id"), str) and _iso(value.get("event_time")) is not None:
             et = _iso(value["event_time"])
-            first = et if first is None else min(first, et)
+            et_off = et - r.due_ms  # late, early or absurd event times stay so, relative to sending
             st = _iso(value.get("sent_at"))
             k = ids.setdefault(value["event_id"], len(ids))  # a resend keeps its original's id
             d = dict(value, event_id="@@EID@@", event_time="@@ET@@")
@@ -73,14 +74,13 @@ def build_pool(cfg: Config, topic: str, size: int, seed: int = 7, rate: float = 
             template = json.dumps(d, separators=(",", ":")).replace("%", "%%")
             for mark, arg in _MARKS.items():
                 template = template.replace(mark, arg)
-            t_ms = et
             value = None
         elif not isinstance(value, bytes):
             value = json.dumps(value, separators=(",", ":")).encode()
-        pool.rows.append((i, key, template, value, k, t_ms, lag))
-    first = first or 0
-    pool.rows = [(i, key, tp, raw, k, (t - first) if tp else 0, lag) for i, key, tp, raw, k, t, lag in pool.rows]
-    pool.span_ms = max(int(size / rate * 1000), 1 + max((r[5] for r in pool.rows), default=0))
+        pool.rows.append((i, key, template, value, k, r.due_ms, et_off, lag))
+    first = min(r[5] for r in pool.rows)
+    pool.rows = [(*r[:5], r[5] - first, *r[6:]) for r in pool.rows]
+    pool.span_ms = max(int(size / rate * 1000), 1 + max(r[5] for r in pool.rows))
     return pool
 
 
@@ -94,7 +94,7 @@ def _iso(v: Any) -> int | None:
 
 
 def _pool_df(spark: SparkSession, pool: Pool) -> DataFrame:
-    return spark.createDataFrame(pool.rows, "idx long, key binary, template string, raw binary, k long, t_ms long, lag_ms long")
+    return spark.createDataFrame(pool.rows, "idx long, key binary, template string, raw binary, k long, t_ms long, et_off_ms long, lag_ms long")
 
 
 def expand(numbers: DataFrame, pool: DataFrame, size: int, span_ms: int, base_ms: Column, salt: int,
@@ -111,7 +111,7 @@ def expand(numbers: DataFrame, pool: DataFrame, size: int, span_ms: int, base_ms
     eid = F.concat_ws("-", F.lit(f"{salt:08x}"), hexed((c / 65536).cast("long") % 65536, 4), hexed(c % 65536, 4),
                       F.lit("8000"), hexed(F.col("k"), 12))
     if now is None:
-        et_ms = base_ms + c * span_ms + F.col("t_ms")
+        et_ms = base_ms + c * span_ms + F.col("t_ms") + F.col("et_off_ms")
         et = F.date_format(F.timestamp_millis(et_ms), ISO_MS)
         st = F.date_format(F.timestamp_millis(et_ms + F.col("lag_ms")), ISO_MS)
     else:

@@ -67,6 +67,7 @@ def run(cfg: Config, plan: Plan, only: list[str] | None, workspace: Path, out: P
         broker.start()
     result: dict = {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "quick": quick,
                     "plan": plan.__dict__, "stages": {}, "errors": {}}
+    ctx = None
     try:
         spark = get_spark(cfg, app_name="kappalake-bench")
         result["machine"] = machine_info(spark) | {"kafka_broker": cfg.broker.kafka_version if cfg.broker.mode == "embedded"
@@ -85,6 +86,11 @@ def run(cfg: Config, plan: Plan, only: list[str] | None, workspace: Path, out: P
             print(f"[bench] {name} done in {time.perf_counter() - t0:.0f} s", flush=True)
             _write(result, out)
     finally:
+        if ctx is not None:
+            try:
+                stages.delete_topics(ctx)
+            except Exception as e:  # noqa: BLE001 - the figures matter more than the cleanup
+                print(f"[bench] could not delete the run's topics {ctx.topics}: {e}")
         if started_here:
             from pyspark.sql import SparkSession
 

@@ -40,7 +40,8 @@ class Context:
     pool_size: int
     broker_pid: int | None = None
     pools: dict[str, Pool] = field(default_factory=dict)
-    topic: str = "bench_clickstream"  # the preloaded clickstream topic the throughput stages share
+    topic: str = field(default_factory=lambda: f"bench_clickstream_{int(time.time())}")  # preloaded, shared
+    topics: list[str] = field(default_factory=list)  # created by this run, deleted at its end
 
     def stage_cfg(self, stage: str, **overrides: Any) -> Config:
         """The configuration of one stage: its own lake and checkpoints under the workspace."""
@@ -60,6 +61,19 @@ def say(message: str) -> None:
     print(f"[bench]   {message}", flush=True)
 
 
+def delete_topics(ctx: Context) -> None:
+    """Drop the topics this run created (millions of events would otherwise stay on the broker)."""
+    from kappalake.ingest.topics import admin_client
+
+    if not ctx.topics:
+        return
+    admin = admin_client(ctx.cfg)
+    try:
+        admin.delete_topics(ctx.topics)
+    finally:
+        admin.close()
+
+
 def rows_per_s(rows: int, seconds: float) -> float:
     return round(rows / seconds, 1) if seconds > 0 else 0.0
 
@@ -69,7 +83,7 @@ def rows_per_s(rows: int, seconds: float) -> float:
 def preload_topic(ctx: Context) -> dict:
     """``events`` clickstream events into a fresh topic, through Spark's Kafka sink."""
     cfg = ctx.stage_cfg("preload")
-    ensure_topics(cfg, ["clickstream"])
+    ctx.topics += ensure_topics(cfg, ["clickstream"])
     t0 = time.perf_counter()
     pool = ctx.pool("clickstream")
     pool_s = time.perf_counter() - t0
@@ -125,9 +139,9 @@ def full(ctx: Context) -> dict:
     cfg = ctx.stage_cfg("full")
     write_reference_tables(ctx.spark, cfg)
     seconds, per = _run(ctx, cfg, ["bronze_clickstream", "silver_clickstream", *GOLD_CLICKSTREAM])
-    landed = _count(ctx.spark, cfg, "silver.clickstream") + _count(ctx.spark, cfg, "quarantine.clickstream")
+    silver, quarantined = _count(ctx.spark, cfg, "silver.clickstream"), _count(ctx.spark, cfg, "quarantine.clickstream")
     return {"events": ctx.events, "seconds": round(seconds, 2), "events_per_s": rows_per_s(ctx.events, seconds),
-            "silver_plus_quarantine": landed, "pipelines": per,
+            "silver": silver, "quarantine": quarantined, "silver_plus_quarantine": silver + quarantined, "pipelines": per,
             "stage_seconds": {"bronze": per["bronze_clickstream"]["seconds"], "silver": per["silver_clickstream"]["seconds"],
                               "gold": max(per[n]["seconds"] for n in GOLD_CLICKSTREAM)}}
 
@@ -175,7 +189,7 @@ def sustained(ctx: Context, stage: str, rate: int, seconds: float, names: list[s
     cfg = ctx.stage_cfg(stage, **{"topics.clickstream.name": topic,
                                   "lake.table_properties": {**ctx.cfg.lake.table_properties,
                                                             "delta.enableChangeDataFeed": "true"}}, **triggers)
-    ensure_topics(cfg, ["clickstream"])
+    ctx.topics += ensure_topics(cfg, ["clickstream"])
     write_reference_tables(ctx.spark, cfg)
     spark = ctx.spark
     spark.conf.set("spark.sql.streaming.numRecentProgressUpdates", "100000")
@@ -328,7 +342,7 @@ def alert_paths(ctx: Context, rate: int, seconds: float, warmup_s: float, trigge
         "topics.telemetry.name": f"bench_telemetry_{suffix}", "topics.alerts.name": f"bench_alerts_{suffix}",
         "topics.alerts.config": {"message.timestamp.type": "LogAppendTime"},
         "pipelines.alerts_fast.source.starting_offsets": "earliest", "alerts.notifiers": []}, **triggers)
-    ensure_topics(cfg, ["telemetry", "alerts"])
+    ctx.topics += ensure_topics(cfg, ["telemetry", "alerts"])
     write_reference_tables(ctx.spark, cfg)
     pool = [json.loads(v) for v in _telemetry_templates(ctx)]
     hot = sorted({e["device_id"] for e in pool if e.get("device_kind") == "vehicle" and "engine_temp_c" in e})[:2]
@@ -394,8 +408,10 @@ def _alert_latencies(cfg: Config, from_ms: int) -> tuple[list[float], list[float
                 src = _ts(a["source_timestamp"]) * 1000
                 if src >= from_ms:
                     flags.append(msg.timestamp - src)
-            elif a.get("event") == "open" and a.get("event_ms") and a["event_ms"] >= from_ms:
-                opens.append(msg.timestamp - a["event_ms"])
+            elif a.get("event") == "open" and a.get("event_time"):
+                due = _ts(a["event_time"]) * 1000  # the reading that completed min_duration
+                if due >= from_ms:
+                    opens.append(msg.timestamp - due)
     finally:
         consumer.close()
     return flags, opens

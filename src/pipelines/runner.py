@@ -123,6 +123,8 @@ def read_source(spark: SparkSession, cfg: Config, pipeline: str) -> DataFrame:
     reader = spark.readStream.format("delta").option("skipChangeCommits", "true")
     if source.max_files_per_trigger:
         reader = reader.option("maxFilesPerTrigger", source.max_files_per_trigger)
+    if source.max_bytes_per_trigger:
+        reader = reader.option("maxBytesPerTrigger", source.max_bytes_per_trigger)
     return reader.load(path)
 
 
