@@ -30,7 +30,7 @@ def test_sasl_ssl_pass_through(monkeypatch):
     assert opts["kafka.ssl.truststore.type"] == "PEM" and opts["kafka.ssl.truststore.location"] == "/etc/ca.pem"
     assert opts["kafka.client.dns.lookup"] == "use_all_dns_ips"
     assert opts["subscribe"] == "clickstream" and opts["failOnDataLoss"] == "true"
-    assert opts["maxOffsetsPerTrigger"] == "500000" and opts["startingOffsets"] == "earliest"
+    assert opts["maxOffsetsPerTrigger"] == "200000" and opts["startingOffsets"] == "earliest"
 
     kw = python_client_kwargs(cfg)
     assert kw["bootstrap_servers"] == ["b1:9096", "b2:9096"]
