@@ -543,7 +543,10 @@ def _read_suites(merged: dict[str, Any], conf_dir: Path) -> None:
 
 
 def derive(cfg: Config, overrides: typing.Mapping[str, Any]) -> Config:
-    """``cfg`` with dotted ``overrides`` applied (``{"lake.root": "/tmp/x"}``), validated again."""
+    """``cfg`` with dotted ``overrides`` applied (``{"lake.root": "/tmp/x"}``), validated again.
+
+    Mappings merge as profile files do, so an override cannot empty one: use ``model_copy``.
+    """
     try:
         return Config.model_validate(deep_merge(cfg.model_dump(), nest_overrides(overrides)))
     except ValidationError as e:

@@ -66,17 +66,21 @@ class MemorySampler(threading.Thread):
         self.sample()
 
 
+def fifths(values: list[float]) -> tuple[float, float]:
+    """Mean of the first and of the last fifth of ``values`` (at least one value each)."""
+    n = max(1, len(values) // 5)
+    return sum(values[:n]) / n, sum(values[-n:]) / n
+
+
 def growth(samples: list[dict], key: str, skip_s: float) -> dict:
     """Mean of ``key`` in the first and the last fifth of the samples after ``skip_s`` of warm-up,
     and the growth between them (0.05 = 5%)."""
-    vals = [(s["t_s"], s[key]) for s in samples if s.get(key) is not None and s["t_s"] >= skip_s]
+    vals = [s[key] for s in samples if s.get(key) is not None and s["t_s"] >= skip_s]
     if len(vals) < 4:
         return {"first": None, "last": None, "growth": None, "max": None}
-    n = max(1, len(vals) // 5)
-    first = sum(v for _, v in vals[:n]) / n
-    last = sum(v for _, v in vals[-n:]) / n
+    first, last = fifths(vals)
     return {"first": round(first, 1), "last": round(last, 1), "growth": round(last / first - 1, 4) if first else None,
-            "max": max(v for _, v in vals)}
+            "max": max(vals)}
 
 
 def percentiles(values: list[float], ps=(50, 95, 99)) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -18,13 +19,15 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from kappalake.bench.feed import PacedProducer, Pool, build_pool, paced, preload
-from kappalake.bench.probes import MemorySampler, driver_jvm_pid, growth, percentiles
+from kappalake.bench.probes import MemorySampler, driver_jvm_pid, fifths, growth, percentiles
 from kappalake.config import Config, TriggerConf, derive
 from kappalake.ingest import contracts
 from kappalake.ingest.kafka_clients import python_client_kwargs, spark_kafka_options
-from kappalake.ingest.topics import end_offsets, ensure_topics
+from kappalake.ingest.simulators.base import parse_ms
+from kappalake.ingest.topics import admin_client, end_offsets, ensure_topics
 from kappalake.pipelines.reference import write_reference_tables
 from kappalake.pipelines.runner import run_pipelines, start_pipeline
+from kappalake.transforms.windows import interval_seconds
 
 AVAILABLE_NOW = TriggerConf(available_now=True)
 GOLD_CLICKSTREAM = ["gold_page_minute", "gold_sessions", "gold_funnel_hourly", "gold_concurrent_viewers",
@@ -63,8 +66,6 @@ def say(message: str) -> None:
 
 def delete_topics(ctx: Context) -> None:
     """Drop the topics this run created (millions of events would otherwise stay on the broker)."""
-    from kappalake.ingest.topics import admin_client
-
     if not ctx.topics:
         return
     admin = admin_client(ctx.cfg)
@@ -150,10 +151,11 @@ def quality_cost(ctx: Context) -> dict:
     """bronze -> silver over the full stage's bronze table, with the expectation suite and
     without it (the contract split stays), from fresh silver tables."""
     base = ctx.workspace / "full"
+    # The renamed silver table leaves maintenance.zorder naming a table nobody writes: drop it.
+    base_cfg = ctx.cfg.model_copy(update={"maintenance": ctx.cfg.maintenance.model_copy(update={"zorder": {}})})
     out = {}
     for label, with_suite in (("with_expectations", True), ("without_expectations", False)):
         table = f"bench.silver_{label}"
-        base_cfg = ctx.cfg.model_copy(update={"maintenance": ctx.cfg.maintenance.model_copy(update={"zorder": {}})})
         cfg = derive(base_cfg, {
             "lake.root": str(base / "lake"), "lake.checkpoint_root": str(ctx.workspace / f"quality_{label}"),
             "monitoring.json_log": None, "topics.clickstream.name": ctx.topic,
@@ -162,8 +164,7 @@ def quality_cost(ctx: Context) -> dict:
         })
         # Suites are keyed by table: the renamed table gets silver's suite, or none at all.
         suites = {table: ctx.cfg.quality.suites["silver.clickstream"]} if with_suite else {}
-        cfg = cfg.model_copy(update={"quality": cfg.quality.model_copy(update={"suites": suites}),
-                                     "maintenance": cfg.maintenance.model_copy(update={"zorder": {}})})
+        cfg = cfg.model_copy(update={"quality": cfg.quality.model_copy(update={"suites": suites})})
         seconds, per = _run(ctx, cfg, ["silver_clickstream"])
         rows = per["silver_clickstream"]["rows"]
         out[label] = {"rows": rows, "seconds": round(seconds, 2), "rows_per_s": rows_per_s(rows, seconds)}
@@ -197,7 +198,7 @@ def sustained(ctx: Context, stage: str, rate: int, seconds: float, names: list[s
     closers: list = []
     queries: dict = {}
     feed = None
-    sampler = MemorySampler({"driver_jvm": driver_jvm_pid(spark), "driver_python": _pid(), "broker": ctx.broker_pid},
+    sampler = MemorySampler({"driver_jvm": driver_jvm_pid(spark), "driver_python": os.getpid(), "broker": ctx.broker_pid},
                             every_s=sample_s, gauges={
                                 "state_rows": lambda: _state(queries, "numRowsTotal"),
                                 "state_mib": lambda: round(_state(queries, "memoryUsedBytes") / 2**20, 1)})
@@ -221,7 +222,7 @@ def sustained(ctx: Context, stage: str, rate: int, seconds: float, names: list[s
             sampler.stop()
         _stop_all([feed, *queries.values()], closers)
     measured_from = feed_start_ms + int(warmup_s * 1000)
-    result = {
+    return {
         "rate_target": rate, "seconds": seconds, "trigger": trigger or "as configured", "warmup_excluded_s": warmup_s,
         "events_fed": fed, "fed_events_per_s": rows_per_s(fed, seconds), "drain_s": drain,
         "latency_ms": _silver_latency(spark, cfg, measured_from),
@@ -230,7 +231,6 @@ def sustained(ctx: Context, stage: str, rate: int, seconds: float, names: list[s
         "batches": {n: _batch_trend(q, warmup_s) for n, q in queries.items()},
         "samples": sampler.samples,
     }
-    return result
 
 
 def _stop_all(queries: list, closers: list) -> None:
@@ -239,12 +239,6 @@ def _stop_all(queries: list, closers: list) -> None:
             q.stop()
     for close in closers:
         close()
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
 
 
 def _state(queries: dict, key: str) -> int:
@@ -306,23 +300,16 @@ def _batch_trend(query, warmup_s: float) -> dict:
     prog = [p for p in query.recentProgress if p.get("numInputRows", 0) > 0]
     if not prog:
         return {"batches": 0}
-    t0 = _ts(prog[0]["timestamp"])
-    durs = [(p["durationMs"].get("triggerExecution", 0)) for p in prog if _ts(p["timestamp"]) - t0 >= warmup_s]
+    t0 = parse_ms(prog[0]["timestamp"])
+    durs = [p["durationMs"].get("triggerExecution", 0) for p in prog if parse_ms(p["timestamp"]) - t0 >= warmup_s * 1000]
     rows = [p["numInputRows"] for p in prog]
     out = {"batches": len(prog), "rows_per_batch_mean": round(sum(rows) / len(rows), 1)}
     if len(durs) >= 5:
-        n = max(1, len(durs) // 5)
-        first, last = sum(durs[:n]) / n, sum(durs[-n:]) / n
+        first, last = fifths(durs)
         out |= {"duration_ms_first": round(first), "duration_ms_last": round(last),
                 "duration_growth": round(last / first - 1, 3) if first else None,
                 "duration_ms": percentiles(durs)}
     return out
-
-
-def _ts(iso: str) -> float:
-    import datetime as dt
-
-    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 # -- 4b: alert paths -----------------------------------------------------------------------------
@@ -344,7 +331,7 @@ def alert_paths(ctx: Context, rate: int, seconds: float, warmup_s: float, trigge
         "pipelines.alerts_fast.source.starting_offsets": "earliest", "alerts.notifiers": []}, **triggers)
     ctx.topics += ensure_topics(cfg, ["telemetry", "alerts"])
     write_reference_tables(ctx.spark, cfg)
-    pool = [json.loads(v) for v in _telemetry_templates(ctx)]
+    pool = _telemetry_templates(ctx)
     hot = sorted({e["device_id"] for e in pool if e.get("device_kind") == "vehicle" and "engine_temp_c" in e})[:2]
     closers: list = []
     queries: dict = {}
@@ -360,7 +347,7 @@ def alert_paths(ctx: Context, rate: int, seconds: float, warmup_s: float, trigge
             _raise_failed(list(queries.values()))
             time.sleep(1)
         producer.stop()
-        time.sleep(max(15.0, 3 * _seconds(trigger or "5 seconds")))  # the last episodes' alerts come out
+        time.sleep(max(15.0, 3 * interval_seconds(trigger or "5 seconds")))  # the last episodes' alerts come out
     finally:
         if producer.is_alive():
             producer.stop()
@@ -373,16 +360,11 @@ def alert_paths(ctx: Context, rate: int, seconds: float, warmup_s: float, trigge
                                 f"({_lateness(cfg)}) by design: readings wait for it so out-of-order input gives the same alerts"}
 
 
-def _telemetry_templates(ctx: Context) -> list[str]:
+def _telemetry_templates(ctx: Context) -> list[dict]:
     from kappalake.ingest.producer import ProduceSpec, simulate
 
     sim = simulate(ctx.cfg, ProduceSpec("telemetry", count=2000, seed=11, span=60))  # an endless iterator
-    return [json.dumps(ev.event) for ev in itertools.islice(sim, 2000)]
-
-
-def _seconds(interval: str) -> float:
-    n, unit = interval.split()
-    return float(n) / (1000 if unit.startswith("milli") else 1)
+    return [ev.event for ev in itertools.islice(sim, 2000)]
 
 
 def _lateness(cfg: Config) -> str:
@@ -405,11 +387,11 @@ def _alert_latencies(cfg: Config, from_ms: int) -> tuple[list[float], list[float
         for msg in consumer:
             a = json.loads(msg.value)
             if a.get("kind") == "hard_limit":
-                src = _ts(a["source_timestamp"]) * 1000
+                src = parse_ms(a["source_timestamp"])
                 if src >= from_ms:
                     flags.append(msg.timestamp - src)
             elif a.get("event") == "open" and a.get("event_time"):
-                due = _ts(a["event_time"]) * 1000  # the reading that completed min_duration
+                due = parse_ms(a["event_time"])  # the reading that completed min_duration
                 if due >= from_ms:
                     opens.append(msg.timestamp - due)
     finally:

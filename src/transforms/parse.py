@@ -87,9 +87,8 @@ def _types(variant: str, props: dict[str, Any], prefix: str, path: str = "$") ->
     fields follow as ``<prefix><name>__<field>``.
 
     One small ``schema_of_variant`` per field is far cheaper than taking the whole payload's
-    signature apart with regular expressions. They are top-level columns, not a struct, on
-    purpose: Spark would inline a struct's fields into every check that reads them (each
-    type is read by several checks) and compute them again for each.
+    signature apart with regular expressions (measured: 19.7k -> 49k rows/s for the whole
+    parse; top-level columns and a struct of them ran alike).
     """
     cols = []
     for name, prop in props.items():
