@@ -169,11 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--quick", action="store_true", help="everything small (~4 min): checks the harness, not the machine")
     bn.add_argument("--only", action="append", choices=["preload", "limit", "passthrough", "full", "quality", "latency",
                                                         "alerts", "soak"],
-                    help="run only this stage (repeatable; the throughput stages preload the topic first)")
+                    help="run only this stage (repeatable; the throughput stages preload the topic first, quality runs full first)")
     bn.add_argument("--events", type=int, help="clickstream events preloaded for the throughput stages (default 2,000,000)")
     bn.add_argument("--latency-rate", type=int, help="events/s of the latency run (default 10,000)")
     bn.add_argument("--latency-seconds", type=float, help="length of the latency run (default 120)")
-    bn.add_argument("--soak-rate", type=int, help="events/s of the soak (default 5,000)")
+    bn.add_argument("--soak-rate", type=int, help="events/s of the soak (default 1,000)")
     bn.add_argument("--soak-seconds", type=float, help="length of the soak (default 600)")
     bn.add_argument("--trigger", help="processing-time trigger of the streaming stages (default '1 second'; "
                                       "'config' keeps each pipeline's own)")

@@ -1,0 +1,179 @@
+"""Where silver's time goes: each phase of its micro-batch, and the Spark stages under each.
+
+    .venv/bin/python bench/profile_silver.py [--events 400000] [--batch-bytes 32m]
+
+Writes simulated clickstream into a bronze Delta table (no broker needed), warms up on a small
+run, then runs the real ``silver_clickstream`` pipeline (availableNow) with every phase of
+``write_checked`` timed: judging the batch (which computes the whole transform chain: parse,
+normalise, dedup state, pseudonymise, enrich), the kept rows' Delta write, the quarantine
+append and the metrics append. Each phase's Spark jobs carry a description, so the stage
+times (executor run, CPU, GC) are summed per phase from Spark's status REST API. Prints a
+table and writes bench/results/profile_silver.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quality_cost import write_bronze  # noqa: E402
+
+from kappalake.config import TriggerConf, load_config  # noqa: E402
+from kappalake.pipelines import runner  # noqa: E402
+from kappalake.pipelines.reference import write_reference_tables  # noqa: E402
+from kappalake.quality.gate import QualityGate  # noqa: E402
+from kappalake.session import get_spark  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "results" / "profile_silver.json"
+PHASES = ("judge", "write_silver", "write_quarantine", "write_metrics")
+
+
+class Phases:
+    """Wall time per phase, with each phase's Spark jobs described by its name."""
+
+    def __init__(self, spark) -> None:
+        self.sc = spark.sparkContext
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.on = False
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        if not self.on:
+            yield
+            return
+        self.sc.setJobDescription(f"phase:{name}")
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - t0
+            self.sc.setJobDescription(None)
+
+    def wrap(self, module, attr: str, name: str) -> None:
+        inner = getattr(module, attr)
+
+        def timed(*a, **kw):
+            with self.phase(name):
+                return inner(*a, **kw)
+        setattr(module, attr, timed)
+
+
+def instrument(ph: Phases) -> None:
+    measure = QualityGate.measure
+
+    def timed_measure(self, evaluated):
+        with ph.phase("judge"):
+            return measure(self, evaluated)
+    QualityGate.measure = timed_measure
+    ph.wrap(runner, "write_sink", "write_silver")
+    ph.wrap(runner, "append_idempotent", "write_quarantine")
+    ph.wrap(runner, "write_metrics", "write_metrics")
+
+
+def stage_times(spark) -> dict[str, dict[str, float]]:
+    """Executor run/CPU/GC seconds and task counts of the completed stages, per job description."""
+    base = f"{spark.sparkContext.uiWebUrl}/api/v1/applications/{spark.sparkContext.applicationId}"
+    get = lambda p: json.load(urllib.request.urlopen(base + p))  # noqa: E731
+    stage_desc = {}
+    for job in get("/jobs"):
+        for sid in job.get("stageIds", []):
+            stage_desc[sid] = job.get("description") or job.get("name", "?")
+    out: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for st in get("/stages?status=complete"):
+        desc = stage_desc.get(st["stageId"], "?")
+        phase = desc.split("phase:", 1)[1].split()[0] if "phase:" in desc else "other"
+        key = f"{phase} | {st['name'][:60]}"
+        row = out[key]
+        row["stages"] += 1
+        row["tasks"] += st["numTasks"]
+        row["run_s"] += st["executorRunTime"] / 1000
+        row["cpu_s"] += st["executorCpuTime"] / 1e9
+        row["gc_s"] += st["jvmGcTime"] / 1000
+        row["shuffle_write_mb"] += st.get("shuffleWriteBytes", 0) / 2**20
+        row["input_mb"] += st.get("inputBytes", 0) / 2**20
+    return {k: {m: round(v, 2) for m, v in row.items()} for k, row in sorted(out.items(), key=lambda kv: -kv[1]["run_s"])}
+
+
+def run_silver(spark, cfg, root: Path) -> tuple[float, int, int]:
+    for sub in ("silver", "quarantine", "ops", "_checkpoints"):
+        shutil.rmtree(root / sub, ignore_errors=True)
+    start = time.perf_counter()
+    [report] = runner.run_pipelines(spark, cfg, ["silver_clickstream"], trigger=TriggerConf(available_now=True))
+    return time.perf_counter() - start, report.input_rows, report.batches
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=400_000)
+    ap.add_argument("--batch-bytes", default=None, help="silver's source.max_bytes_per_trigger (default: the config's)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="further config overrides")
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="kappalake-profile-"))
+    os.environ.setdefault("KAPPALAKE_PSEUDONYM_SECRET", "bench-only")
+    overrides = {"lake.root": str(root), "lake.checkpoint_root": str(root / "_checkpoints"), "monitoring.json_log": None}
+    if args.batch_bytes:
+        overrides["pipelines.silver_clickstream.source.max_bytes_per_trigger"] = args.batch_bytes
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        overrides[k] = v
+    cfg = load_config("local", overrides=overrides)
+    spark = get_spark(cfg, app_name="kappalake-profile-silver")
+    try:
+        write_reference_tables(spark, cfg)
+        t = time.perf_counter()
+        write_bronze(spark, cfg, 20_000)
+        run_silver(spark, cfg, root)  # warm-up: JIT, caches, reference tables
+        shutil.rmtree(root / "bronze", ignore_errors=True)
+        write_bronze(spark, cfg, args.events)
+        print(f"bronze: {args.events:,} events written ({time.perf_counter() - t:.0f} s with the warm-up)")
+        ph = Phases(spark)
+        instrument(ph)
+        done_before = stage_times(spark)  # the warm-up's and bronze's stages are subtracted below
+        ph.on = True
+        seconds, rows, batches = run_silver(spark, cfg, root)
+        ph.on = False
+        after = stage_times(spark)
+        stages = {}
+        for k, v in after.items():
+            prev = done_before.get(k)
+            d = {m: round(x - (prev or {}).get(m, 0), 2) for m, x in v.items()}
+            if d["stages"] > 0:
+                stages[k] = d
+        phases = {p: round(ph.seconds.get(p, 0.0), 2) for p in PHASES}
+        phases["rest"] = round(seconds - sum(phases.values()), 2)
+        print(f"silver: {rows:,} rows in {batches} batches, {seconds:.1f} s = {rows / seconds:,.0f} rows/s")
+        print(f"{'phase':18}{'seconds':>9}{'share':>8}")
+        for p, s in phases.items():
+            print(f"{p:18}{s:9.1f}{s / seconds:8.1%}")
+        print(f"\n{'phase | stage':72}{'n':>4}{'tasks':>7}{'run s':>8}{'cpu s':>8}{'gc s':>7}{'shuf MB':>9}")
+        for k, v in sorted(stages.items(), key=lambda kv: -kv[1]["run_s"])[:25]:
+            print(f"{k:72}{v['stages']:4.0f}{v['tasks']:7.0f}{v['run_s']:8.1f}{v['cpu_s']:8.1f}{v['gc_s']:7.1f}"
+                  f"{v['shuffle_write_mb']:9.1f}")
+        result = {"bench": "profile_silver", "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                  "cpus": os.cpu_count(), "spark_master": cfg.spark.master, "events": args.events, "rows": rows,
+                  "batches": batches, "seconds": round(seconds, 2), "rows_per_s": round(rows / seconds, 1),
+                  "overrides": {k: v for k, v in overrides.items() if not k.startswith("lake.")},
+                  "phase_seconds": phases, "stages_by_phase": stages}
+        OUT.parent.mkdir(exist_ok=True)
+        OUT.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {OUT}")
+    finally:
+        spark.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
