@@ -224,10 +224,14 @@ class LocalBroker:
 
 
 def _cluster_id() -> str:
-    # KRaft cluster ids are 16 random bytes in URL-safe base64 without padding.
+    # KRaft cluster ids are 16 random bytes in URL-safe base64 without padding. One in 64
+    # starts with "-", which kafka-storage's argument parser takes for an option (so Kafka's
+    # own Uuid.randomUuid() draws again in that case; so do we).
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while (cid := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+        pass
+    return cid
 
 
 def _java() -> str:
