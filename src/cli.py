@@ -181,6 +181,31 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--workspace", type=Path, default=Path(".kappalake/bench"),
                     help="lakes, checkpoints and copies of the run (cleared first; default .kappalake/bench)")
 
+    vf = sub.add_parser("verify", help="check the lake against Kafka: one bronze row per offset, silver + quarantine "
+                                       "account for bronze, gold = a batch recomputation, Delta versions readable",
+                        description="Run once the streams have caught up (e.g. after ingest --available-now). "
+                                    "Exits 1 when a check fails.")
+    vf.add_argument("--pipeline", action="append", dest="pipelines", help="check this pipeline's table (repeatable; "
+                                                                         "default: all that exist)")
+    vf.add_argument("--no-delta", dest="delta", action="store_false", help="skip reading every Delta version")
+
+    ch = sub.add_parser("chaos", help="fault scenarios (SIGKILLs, broker outage, full disk, permissions, maintenance "
+                                      "while streaming), each followed by `verify`; prints a table, writes JSON",
+                        description="Each scenario gets its own topics and lake under --workdir and runs the "
+                                    "streaming job as a separate process. The broker must be running "
+                                    "(kappalake broker start) unless broker.mode is external.")
+    ch.add_argument("--scenario", action="append", dest="scenarios", choices=["kills", "broker", "disk_full",
+                                                                              "permissions", "maintenance"],
+                    help="run only this scenario (repeatable; default: all)")
+    ch.add_argument("--topic", action="append", dest="topics", choices=["clickstream", "telemetry"],
+                    help="feed and run this topic's bronze -> silver -> gold chain (repeatable; default: both)")
+    ch.add_argument("--kills", type=int, default=10, help="SIGKILLs in the kills scenario (default 10)")
+    ch.add_argument("--rate", type=float, default=150.0, help="events/s fed to each topic (default 150)")
+    ch.add_argument("--faults", type=float, default=0.005, help="rate of each fault kind in the feed (default 0.005)")
+    ch.add_argument("--outage", type=float, default=30.0, help="seconds the broker is down (default 30)")
+    ch.add_argument("--workdir", type=Path, default=Path(".kappalake/chaos"), help="lakes and logs (cleared first)")
+    ch.add_argument("--out", type=Path, default=Path("bench/results/chaos.json"), help="JSON result")
+
     d = sub.add_parser("demo", help="the main job: broker, producers, ingestion to completion, summary")
     d.add_argument("--events", type=int, default=5000, help="events per topic (default 5000)")
     d.add_argument("--faults", type=float, default=0.005, metavar="RATE",
@@ -662,6 +687,50 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
     return 1 if result["errors"] else 0
 
 
+def cmd_verify(cfg: Config, args: argparse.Namespace) -> int:
+    from kappalake.ops.consistency import format_checks, verify_lake
+    from kappalake.pipelines.runner import validate_pipelines
+    from kappalake.session import get_spark
+
+    names = validate_pipelines(cfg, args.pipelines) if args.pipelines else None
+    checks = verify_lake(get_spark(cfg), cfg, names, delta=args.delta)
+    print(format_checks(checks) if checks else "no tables to check yet")
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def cmd_chaos(cfg: Config, args: argparse.Namespace) -> int:
+    import shutil
+
+    from kappalake.ops.chaos import Chaos, ConfigSource, summary_table, write_results
+
+    from kappalake.ingest.broker import LocalBroker
+
+    source = ConfigSource(args.profile, args.conf_dir, [str(Path(f).resolve()) for f in args.config], args.overrides)
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    broker = LocalBroker(cfg.broker)
+    started_here = cfg.broker.mode == "embedded" and broker.pid() is None
+    if cfg.broker.mode == "embedded":
+        broker.start()
+    chaos = Chaos(source, args.workdir.resolve(), kills=args.kills, rate=args.rate, faults=args.faults,
+                  outage_s=args.outage, topics=args.topics, say=lambda m: print(m, flush=True))
+    try:
+        results = chaos.run(args.scenarios or ["kills", "broker", "disk_full", "permissions", "maintenance"])
+    finally:
+        chaos.close()
+        if started_here:
+            broker.stop()
+    print(summary_table(results))
+    for r in results:
+        for c in r.checks:
+            if not c.ok:
+                print(f"{r.scenario}: FAIL {c.check} {c.table}: {c.detail}")
+        for note in r.notes:
+            print(f"{r.scenario}: {note}")
+    write_results(results, args.out)
+    print(f"results: {args.out}")
+    return 0 if all(r.ok is not False for r in results) else 1
+
+
 def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.ingest.broker import LocalBroker
     from kappalake.ingest.faults import FaultRates
@@ -890,4 +959,6 @@ COMMANDS = {
     "maintain": cmd_maintain,
     "demo": cmd_demo,
     "bench": cmd_bench,
+    "verify": cmd_verify,
+    "chaos": cmd_chaos,
 }

@@ -86,6 +86,9 @@ class KafkaConf(_Model):
     ssl_cafile: Optional[str] = None
     # Extra Kafka client properties for Spark's source/sink, passed as kafka.<key>.
     options: StrMap = {}
+    # How long a stream waits for an unreachable Kafka (broker down, network cut) before it
+    # fails; 0 fails at the first timeout. Either way a restart resumes where it stopped.
+    outage_wait_s: int = Field(300, ge=0)
 
     @model_validator(mode="after")
     def _sasl_complete(self) -> "KafkaConf":
@@ -479,7 +482,10 @@ class Config(_Model):
                 n["url"] = re.sub(r"^(\w+://[^/?#]*).*", r"\1/******", str(n["url"]))
             if "headers" in n:
                 n["headers"] = {k: "******" for k in n["headers"] or {}}
-        data["kafka"]["options"] = {k: ("******" if SECRET_KEY.search(k) else v) for k, v in self.kafka.options.items()}
+        # Property maps passed through as given: the broker's own (its listeners' JAAS user
+        # passwords), Kafka clients', Spark's (e.g. spark.hadoop.fs.s3a.secret.key).
+        for section, key in (("kafka", "options"), ("broker", "properties"), ("spark", "conf")):
+            data[section][key] = {k: ("******" if SECRET_KEY.search(k) else v) for k, v in data[section][key].items()}
         return data
 
 

@@ -63,8 +63,24 @@ def spark_source_options(cfg: Config, source: SourceConf) -> dict[str, str]:
             "includeHeaders": "true",
         }
     )
+    opts.update(outage_options(cfg))
     if source.max_offsets_per_trigger:
         opts["maxOffsetsPerTrigger"] = str(source.max_offsets_per_trigger)
     if source.min_partitions:
         opts["minPartitions"] = str(source.min_partitions)
     return opts
+
+
+def outage_options(cfg: Config) -> dict[str, str]:
+    """Source options that make a stream wait about ``kafka.outage_wait_s`` for an unreachable
+    Kafka: the driver's offset lookups (an admin call timing out after ``api`` ms, retried) and
+    the executors' fetches (a poll timeout) both give up only after that long."""
+    wait_ms = cfg.kafka.outage_wait_s * 1000
+    api = min(30_000, max(5_000, wait_ms))
+    interval = 1_000
+    attempts = max(1, -(-wait_ms // (api + interval)))
+    opts = {"kafka.default.api.timeout.ms": str(api), "fetchOffset.numRetries": str(attempts),
+            "fetchOffset.retryIntervalMs": str(interval),
+            "kafkaConsumer.pollTimeoutMs": str(max(120_000, wait_ms))}  # never below Spark's default
+    # Explicit kafka.options win over the derived ones.
+    return {k: v for k, v in opts.items() if k.removeprefix("kafka.") not in cfg.kafka.options}

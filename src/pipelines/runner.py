@@ -407,6 +407,10 @@ def run_pipelines(
             while any(queries[n].isActive for n in wave):
                 if stop.is_set() or (timeout is not None and time.monotonic() - start > timeout):
                     break
+                # One failed query stops the job (the others too): it exits non-zero for its
+                # supervisor to restart, rather than running on with a table no longer fed.
+                if any(not queries[n].isActive and queries[n].exception() is not None for n in wave):
+                    break
                 _collect_progress(queries, seen, reports, on_progress)
                 recording.tick()
                 for n in wave:
@@ -436,7 +440,7 @@ def run_pipelines(
     for n, q in queries.items():
         err = q.exception()
         if err is not None:
-            raise PipelineError(f"pipeline {n} failed: {_failure(str(err))}")
+            raise PipelineError(f"pipeline {n} failed: {_failure(str(err))}{_advice(cfg, n, str(err))}")
     return list(reports.values())
 
 
@@ -445,6 +449,33 @@ def _failure(message: str) -> str:
     lines = message.splitlines()
     python = [ln.strip() for ln in lines if re.match(r"\s*[\w.]*(Error|Exception): ", ln)]
     return " ".join(lines[:1] + python[-1:] if python else lines[:3])
+
+
+# Failures of the environment rather than the code, found anywhere in Spark's error and its
+# causes: (pattern, what it means, what to do).
+_ENVIRONMENT = [
+    (r"No space left on device|Disk quota exceeded", "the filesystem of the lake or checkpoints is full",
+     "free space or grow the volume"),
+    (r"Permission denied|Operation not permitted|Read-only file system|AccessDenied|403 Forbidden",
+     "no write access to the lake or checkpoints", "fix the permissions (or the IAM role on S3)"),
+    (r"TimeoutException: Timed out waiting for a node assignment|TimeoutException: Timeout of \d+ms expired|"
+     r"Connection to node -?\d+ .* could not be established|Cannot fetch record for offset \d+ in \d+ milliseconds",
+     "Kafka was unreachable",
+     "check the brokers and kafka.bootstrap_servers (kafka.outage_wait_s sets how long a stream waits)"),
+]
+
+
+def _advice(cfg: Config, pipeline: str, message: str) -> str:
+    """A sentence on what an environment failure means and that a restart is safe, or ''."""
+    for pattern, meaning, fix in _ENVIRONMENT:
+        m = re.search(pattern, message)
+        if m:
+            table = cfg.pipelines[pipeline].sink.table
+            where = (cfg.bootstrap_servers if "Kafka" in meaning else cfg.lake.table_path(table) if table
+                     else cfg.lake.root)
+            return (f" -- {meaning} ({m.group(0)}; {where}): {fix}, then restart; Delta commits are atomic, so "
+                    f"the tables are intact and the stream resumes from its checkpoint")
+    return ""
 
 
 def _collect_progress(queries: dict[str, StreamingQuery], seen: dict[str, int], reports: dict[str, QueryReport],

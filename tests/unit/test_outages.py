@@ -1,0 +1,63 @@
+"""How long a stream waits for an unreachable Kafka, and what a failure of the environment says."""
+
+from pathlib import Path
+
+from kappalake.config import load_config
+from kappalake.ingest.kafka_clients import spark_source_options
+from kappalake.ops.chaos import ConfigSource, Kill, ScenarioResult, summary_table
+from kappalake.ops.consistency import Check
+from kappalake.pipelines.runner import _advice
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+def _source_options(**overrides):
+    cfg = load_config("local", CONF, overrides=overrides)
+    return spark_source_options(cfg, cfg.pipelines["bronze_clickstream"].source)
+
+
+def test_outage_wait_becomes_offset_lookup_retries():
+    opts = _source_options()  # default: 300 s
+    api, attempts = int(opts["kafka.default.api.timeout.ms"]), int(opts["fetchOffset.numRetries"])
+    interval = int(opts["fetchOffset.retryIntervalMs"])
+    assert 300_000 <= attempts * (api + interval) < 300_000 + api + interval
+    assert int(opts["kafkaConsumer.pollTimeoutMs"]) == 300_000
+
+    quick = _source_options(**{"kafka.outage_wait_s": 0})
+    assert quick["fetchOffset.numRetries"] == "1" and quick["kafka.default.api.timeout.ms"] == "5000"
+    assert quick["kafkaConsumer.pollTimeoutMs"] == "120000"  # never below Spark's own default
+
+
+def test_explicit_kafka_options_win_over_the_derived_ones():
+    opts = _source_options(**{"kafka.options.default.api.timeout.ms": "90000"})
+    assert opts["kafka.default.api.timeout.ms"] == "90000"
+
+
+def test_environment_failures_say_what_happened_and_that_a_restart_is_safe():
+    cfg = load_config("local", CONF, overrides={"broker.port": 19600, "lake.root": "/data/lake"})
+    full = _advice(cfg, "silver_clickstream", "[TASK_WRITE_FAILED] ...\nCaused by: java.io.IOException: No space left on device")
+    assert "filesystem of the lake or checkpoints is full" in full and "/data/lake/silver/clickstream" in full
+    assert "resumes from its checkpoint" in full
+    denied = _advice(cfg, "bronze_clickstream", "java.nio.file.AccessDeniedException: x: Operation not permitted")
+    assert "no write access" in denied
+    kafka = _advice(cfg, "bronze_clickstream",
+                    "org.apache.kafka.common.errors.TimeoutException: Timed out waiting for a node assignment. Call: listNodes")
+    assert "Kafka was unreachable" in kafka and "127.0.0.1:19600" in kafka and "kafka.outage_wait_s" in kafka
+    assert _advice(cfg, "bronze_clickstream", "AnalysisException: column x not found") == ""
+
+
+def test_the_job_process_gets_the_same_configuration(tmp_path):
+    src = ConfigSource("local", str(CONF), [str(tmp_path / "x.yaml")], ["broker.port=19601"])
+    argv = src.argv({"lake.root": "/l"})
+    assert argv == ["--profile", "local", "--conf-dir", str(CONF), "--config", str(tmp_path / "x.yaml"),
+                    "--set", "broker.port=19601", "--set", "lake.root=/l"]
+
+
+def test_summary_counts_duplicates_and_losses_across_layers():
+    r = ScenarioResult("kills", True, 12.0, {"clickstream": 10, "telemetry": 5}, checks=[
+        Check("bronze", "bronze.clickstream", True, "", {"rows": 10, "duplicates": 0, "missing": 0}),
+        Check("silver", "silver.clickstream", False, "", {"rows": 8, "quarantined": 1, "resends_dropped": 0,
+                                                          "duplicate_events": 1, "lost": 1}),
+        Check("delta", "silver.clickstream", True, "")], kills=[Kill(1, "offsets", "x", "1", True, 3.0)])
+    line = summary_table([r]).splitlines()[1].split()
+    assert line[:9] == ["kills", "ok", "15", "10", "8", "1", "0", "1", "1"]
