@@ -445,9 +445,15 @@ def run_pipelines(
 
 
 def _failure(message: str) -> str:
-    """Spark's error class and cause, plus the Python exception when a batch writer raised one."""
+    """Spark's error class and cause, plus the Python exception when a batch writer raised one
+    (or, when that is py4j's wrapper of a failed Spark call, Spark's error and its root cause)."""
     lines = message.splitlines()
     python = [ln.strip() for ln in lines if re.match(r"\s*[\w.]*(Error|Exception): ", ln)]
+    java = [ln[2:].strip() for ln in lines if re.match(r": [\w.$]+(Exception|Error)\b", ln)]
+    if python and python[-1].startswith("py4j.protocol.Py4JJavaError") and java:
+        causes = [ln.removeprefix("Caused by: ").strip() for ln in lines if ln.startswith("Caused by: ")]
+        root = f" (root cause: {causes[-1][:300]})" if causes and causes[-1] not in java[0] else ""
+        return java[0][:500] + root
     return " ".join(lines[:1] + python[-1:] if python else lines[:3])
 
 

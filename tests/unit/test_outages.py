@@ -61,3 +61,22 @@ def test_summary_counts_duplicates_and_losses_across_layers():
         Check("delta", "silver.clickstream", True, "")], kills=[Kill(1, "offsets", "x", "1", True, 3.0)])
     line = summary_table([r]).splitlines()[1].split()
     assert line[:9] == ["kills", "ok", "15", "10", "8", "1", "0", "1", "1"]
+
+
+def test_a_failed_spark_call_in_a_batch_writer_reports_sparks_error_and_root_cause():
+    from kappalake.pipelines.runner import _failure
+
+    # Shape of what a foreachBatch writer's failed save() gives StreamingQueryException (trimmed).
+    message = "\n".join([
+        "py4j.Py4JException: An exception was raised by the Python Proxy. Return Message: Traceback (most recent call last):",
+        '  File "runner.py", line 1, in write_batch',
+        "py4j.protocol.Py4JJavaError: An error occurred while calling o7002.save.",
+        ": org.apache.spark.SparkException: [TASK_WRITE_FAILED] Task failed while writing rows to file:/lake/q. SQLSTATE: 58030",
+        "\tat org.apache.spark.sql.errors.QueryExecutionErrors$.taskFailedWhileWritingRowsError(QueryExecutionErrors.scala:772)",
+        "Caused by: org.apache.hadoop.fs.FSError: java.io.IOException: No space left on device",
+        "Caused by: java.io.IOException: No space left on device",
+    ])
+    assert _failure(message) == ("org.apache.spark.SparkException: [TASK_WRITE_FAILED] Task failed while writing rows to "
+                                 "file:/lake/q. SQLSTATE: 58030 (root cause: java.io.IOException: No space left on device)")
+    python = "pyspark.errors.StreamingQueryException: [STREAM_FAILED] x\nkappalake.quality.gate.QualityGateError: rule y"
+    assert _failure(python).endswith("kappalake.quality.gate.QualityGateError: rule y")
