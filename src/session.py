@@ -11,6 +11,17 @@ from kappalake.config import Config
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+# Parts of plan text (explain, the SQL tab's plan descriptions) that give a secret away, replaced
+# by Spark with "*********(redacted)" (spark.sql.redaction.string.regex):
+_QUOTED = r'"(?:[^"\\]|\\.)*"'  # a double-quoted string, backslash escapes included
+PLAN_REDACTION = "(?i)" + "|".join([
+    # Options with a secret-looking key, as the Kafka source's untouched option map prints them
+    # (kafka.sasl.jaas.config -> ... password="..."; kafka.ssl.key.password=...): up to the next
+    # separator outside quotes.
+    rf"[\w.]*(?:password|secret|token|jaas|credential)[\w.]*(?:=| -> )(?:{_QUOTED}|[^,\])}}\"])*",
+    # A password or secret inside a JAAS value quoted anywhere else.
+    rf"(?:password|secret|token)\w*\s*=\s*{_QUOTED}",
+])
 
 
 def kafka_connector_package(cfg: Config) -> str:
@@ -39,6 +50,10 @@ def get_spark(cfg: Config, app_name: str | None = None) -> SparkSession:
         "spark.executorEnv.PYTHONWARNINGS": "ignore::FutureWarning",
         **cfg.spark.conf,
     }
+    # Spark redacts option maps by key and value (spark.redaction.regex) but not every plan text:
+    # the Kafka source's v1 relation prints its options as given, and literals print as they are.
+    own = settings.get("spark.sql.redaction.string.regex")
+    settings["spark.sql.redaction.string.regex"] = f"{PLAN_REDACTION}|{own}" if own else PLAN_REDACTION
     if "spark.sql.warehouse.dir" not in settings and "://" not in cfg.lake.root:
         # The session catalog's databases (gold, silver, ...: kappalake.lake.catalog) next to the lake.
         settings["spark.sql.warehouse.dir"] = os.path.abspath(os.path.join(cfg.lake.root, "_catalog"))

@@ -10,20 +10,24 @@ from pyspark.sql import functions as F
 _BLOCK = 64  # SHA-256 block size
 
 
-def hmac_sha256(col: Column, secret: str) -> Column:
-    """HMAC-SHA256 (RFC 2104) of a string column as lowercase hex, with built-in functions only.
+PAD_COLUMNS = ("_kl_hmac_ipad", "_kl_hmac_opad")
 
-    ``sha2(opad || unhex(sha2(ipad || message)))`` where the pads are derived from the secret
-    in Python; the secret itself never appears in the plan, only the two pads.
-    """
+
+def hmac_pads(secret: str) -> tuple[bytes, bytes]:
+    """HMAC-SHA256's inner and outer pads of ``secret`` (RFC 2104): each is the key XOR a
+    constant, so either one gives the key away."""
     key = secret.encode()
     if len(key) > _BLOCK:
         key = hashlib.sha256(key).digest()
     key = key.ljust(_BLOCK, b"\0")
-    ipad = bytes(b ^ 0x36 for b in key).hex()
-    opad = bytes(b ^ 0x5C for b in key).hex()
-    inner = F.unhex(F.sha2(F.concat(F.unhex(F.lit(ipad)), F.encode(col, "UTF-8")), 256))
-    return F.when(col.isNotNull(), F.sha2(F.concat(F.unhex(F.lit(opad)), inner), 256))
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
+def hmac_sha256(col: Column, ipad: Column, opad: Column) -> Column:
+    """HMAC-SHA256 of a string column as lowercase hex, with built-in functions only:
+    ``sha2(opad || unhex(sha2(ipad || message)))``, the pads being binary columns."""
+    inner = F.unhex(F.sha2(F.concat(ipad, F.encode(col, "UTF-8")), 256))
+    return F.when(col.isNotNull(), F.sha2(F.concat(opad, inner), 256))
 
 
 def pseudonymise(df: DataFrame, fields: list[str], secret: str) -> DataFrame:
@@ -31,11 +35,19 @@ def pseudonymise(df: DataFrame, fields: list[str], secret: str) -> DataFrame:
 
     The same value always maps to the same pseudonym, so joins, distinct counts and
     sessions still work; rotating the secret unlinks old and new data.
+
+    The pads reach the rows as data (a one-row table, broadcast), never as literals: a literal
+    is printed wherever the plan is (explain, the Spark UI's SQL tab and its plan graph, event
+    logs), and a pad printed is the key.
     """
     missing = [f for f in fields if f not in df.columns]
     if missing:
         raise ValueError(f"pseudonymise: no column(s) {', '.join(missing)}; columns: {', '.join(df.columns)}")
-    return df.withColumns({f: hmac_sha256(F.col(f).cast("string"), secret) for f in fields})
+    ipad, opad = PAD_COLUMNS
+    pads = df.sparkSession.createDataFrame([hmac_pads(secret)], f"{ipad} binary, {opad} binary")
+    keyed = df.crossJoin(F.broadcast(pads))
+    return keyed.withColumns({f: hmac_sha256(F.col(f).cast("string"), F.col(ipad), F.col(opad))
+                              for f in fields}).drop(ipad, opad)
 
 
 def coarsen(df: DataFrame, fields: list[str], decimals: int = 1) -> DataFrame:

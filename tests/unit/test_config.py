@@ -147,6 +147,26 @@ def test_env_default_and_secret_masking(monkeypatch):
     assert "pa55word" not in repr(cfg) and "pa55word" not in str(cfg.redacted())
 
 
+def test_property_maps_with_secret_looking_keys_are_masked(monkeypatch):
+    """Broker properties (a SASL listener's JAAS users), Kafka client and Spark properties are
+    passed through as given: `config show` masks those whose key looks secret."""
+    monkeypatch.setenv("KL_TEST_PASSWORD", "pa55word")
+    jaas = 'org.apache.kafka.common.security.plain.PlainLoginModule required user_svc="${env:KL_TEST_PASSWORD}";'
+    cfg = load_config("local", CONF, overrides={
+        "broker.properties.listener.name.sasl.plain.sasl.jaas.config": jaas,
+        "broker.properties.log.retention.hours": "24",
+        "spark.conf.spark.hadoop.fs.s3a.secret.key": "${env:KL_TEST_PASSWORD}",
+        "kafka.options.ssl.key.password": "${env:KL_TEST_PASSWORD}",
+    })
+    assert cfg.broker.properties["listener.name.sasl.plain.sasl.jaas.config"].endswith('user_svc="pa55word";')
+    shown = cfg.redacted()
+    assert shown["broker"]["properties"] == {"listener.name.sasl.plain.sasl.jaas.config": "******",
+                                             "log.retention.hours": "24"}
+    assert shown["spark"]["conf"]["spark.hadoop.fs.s3a.secret.key"] == "******"
+    assert shown["spark"]["conf"]["spark.sql.session.timeZone"] == "UTC"
+    assert shown["kafka"]["options"]["ssl.key.password"] == "******" and "pa55word" not in str(shown)
+
+
 def test_sasl_needs_credentials():
     msg = err({"broker.mode": "external", "kafka.bootstrap_servers": "k:9096", "kafka.security_protocol": "SASL_SSL"})
     assert "kafka.sasl_mechanism" in msg and "kafka.sasl_password" in msg

@@ -74,3 +74,20 @@ def test_msk_iam_needs_its_login_module_and_tls():
                                               "spark.extra_packages": ["software.amazon.msk:aws-msk-iam-auth:2.3.2"]})
     with pytest.raises(ConfigError, match="extra_packages"):
         load_config("local", CONF, overrides={"spark.extra_packages": ["not a coordinate"]})
+
+
+def test_plan_redaction_hides_secret_options_and_jaas_passwords():
+    """What the session's spark.sql.redaction.string.regex removes from plan text (Java and Python
+    regexes agree on these constructs): the Kafka source's v1 relation prints its options as given."""
+    import re
+
+    from kappalake.session import PLAN_REDACTION
+
+    plan = ('HashMap(fetchOffset.numRetries -> 10, kafka.sasl.jaas.config -> org.apache.kafka.common.security.plain.'
+            'PlainLoginModule required username="svc" password="p,w\\"q)";, subscribe -> clicks, '
+            'kafka.ssl.key.password -> k3y) [kafka.security.protocol=SASL_SSL, kafka.ssl.truststore.password=ts]'
+            ' jaas: x required password = "inline"')
+    shown = re.sub(PLAN_REDACTION, "*********(redacted)", plan)
+    assert not any(s in shown for s in ('p,w', 'q)"', "k3y", "ts]", "inline")), shown
+    assert "subscribe -> clicks" in shown and "fetchOffset.numRetries -> 10" in shown
+    assert "kafka.security.protocol=SASL_SSL" in shown
