@@ -714,7 +714,8 @@ def cmd_chaos(cfg: Config, args: argparse.Namespace) -> int:
     chaos = Chaos(source, args.workdir.resolve(), kills=args.kills, rate=args.rate, faults=args.faults,
                   outage_s=args.outage, topics=args.topics, say=lambda m: print(m, flush=True))
     try:
-        results = chaos.run(args.scenarios or ["kills", "broker", "disk_full", "permissions", "maintenance"])
+        results = chaos.run(args.scenarios or ["kills", "broker", "disk_full", "permissions", "maintenance"],
+                            done=lambda so_far: write_results(so_far, args.out))
     finally:
         chaos.close()
         if started_here:

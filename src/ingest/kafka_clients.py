@@ -79,7 +79,9 @@ def outage_options(cfg: Config) -> dict[str, str]:
     api = min(30_000, max(5_000, wait_ms))
     interval = 1_000
     attempts = max(1, -(-wait_ms // (api + interval)))
-    opts = {"kafka.default.api.timeout.ms": str(api), "fetchOffset.numRetries": str(attempts),
+    # The admin client refuses an api timeout below its request timeout (30 s by default).
+    opts = {"kafka.default.api.timeout.ms": str(api), "kafka.request.timeout.ms": str(min(api, 30_000)),
+            "fetchOffset.numRetries": str(attempts),
             "fetchOffset.retryIntervalMs": str(interval),
             "kafkaConsumer.pollTimeoutMs": str(max(120_000, wait_ms))}  # never below Spark's default
     # Explicit kafka.options win over the derived ones.

@@ -299,7 +299,9 @@ class Chaos:
         return result
 
     # -- scenarios -----------------------------------------------------------------------
-    def run(self, scenarios: list[str]) -> list[ScenarioResult]:
+    def run(self, scenarios: list[str], done: Callable[[list[ScenarioResult]], None] = lambda _: None
+            ) -> list[ScenarioResult]:
+        """Run ``scenarios`` in order; ``done`` gets the results so far after each one."""
         out = []
         for s in scenarios:
             began = time.monotonic()
@@ -309,6 +311,7 @@ class Chaos:
             self.say(f"[{s}] {'skipped' if result.ok is None else 'OK' if result.ok else 'FAILED'} "
                      f"in {result.seconds:.0f} s")
             out.append(result)
+            done(out)
         return out
 
     def scenario_kills(self) -> ScenarioResult:
@@ -457,7 +460,7 @@ class Chaos:
         gold = [cfg.pipelines[n].sink.table for n in self.pipelines if n.startswith("gold_")]
         silver = [cfg.pipelines[n].sink.table for n in self.pipelines if n.startswith("silver_")]
         bronze = [cfg.pipelines[n].sink.table for n in self.pipelines if n.startswith("bronze_")]
-        if not self._wait_commits(cfg, job, self.pipelines[-1], 1):
+        if not all(self._wait_commits(cfg, job, n, 1) for n in self.pipelines if n.startswith(("silver_", "gold_"))):
             result.ok = False
             result.notes.append(f"no gold batch: {job.error() or job.tail()}")
             return self._finish(result, cfg, job, feed)

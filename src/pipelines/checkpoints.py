@@ -69,14 +69,15 @@ def last_committed(spark: SparkSession, cfg: Config, pipeline: str) -> Committed
 
 def delta_source_version(spark: SparkSession, cfg: Config, pipeline: str) -> int | None:
     """The last version of ``pipeline``'s source Delta table that its stream has read completely
-    (-1: none yet); None when the query has no committed batch (never ran).
+    (-1: none yet, also while its first batch is planned but not committed: that batch owns
+    what it read); None when the query never planned a batch (never ran).
 
     Raises :class:`CheckpointError` while the stream is part-way through a version (it reads a
     version's files over several batches only with a small ``max_files_per_trigger``).
     """
     committed = last_committed(spark, cfg, pipeline)
     if committed is None:
-        return None
+        return -1 if _batch_ids(spark, f"{cfg.lake.checkpoint_path(pipeline)}/offsets") else None
     o = committed.offset
     if "reservoirVersion" not in o:
         raise CheckpointError(f"pipeline {pipeline}'s checkpoint does not hold a Delta source offset: {o}")

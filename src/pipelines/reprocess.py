@@ -197,7 +197,8 @@ def reprocess_range(spark: SparkSession, cfg: Config, table: str, start: datetim
         # Rows fed one by one: only what the stream has committed; the rest is still the stream's.
         version = delta_source_version(spark, cfg, name) if p.sink.mode == "append" else None
         if version == -1:
-            raise PipelineError(f"pipeline {name} has not read any of {p.source.table} yet: nothing to reprocess")
+            raise PipelineError(f"pipeline {name} has not committed a batch of {p.source.table} yet: nothing to "
+                                f"reprocess (what it reads is its own); retry once its first batch has committed")
         source = read_static_source(spark, cfg, name, version)
         if source_column is not None and start is not None:
             source = source.filter(F.col(source_column) >= _ts(start - margin))

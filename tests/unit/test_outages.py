@@ -25,6 +25,8 @@ def test_outage_wait_becomes_offset_lookup_retries():
 
     quick = _source_options(**{"kafka.outage_wait_s": 0})
     assert quick["fetchOffset.numRetries"] == "1" and quick["kafka.default.api.timeout.ms"] == "5000"
+    assert quick["kafka.request.timeout.ms"] == "5000"  # Kafka's admin client rejects one above the api timeout
+    assert opts["kafka.request.timeout.ms"] == "30000"
     assert quick["kafkaConsumer.pollTimeoutMs"] == "120000"  # never below Spark's own default
 
 
