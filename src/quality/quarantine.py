@@ -15,8 +15,9 @@ from kappalake.quality.gate import DETAILS, FAILED, OUTCOME, QUALITY_COLUMNS
 from kappalake.transforms.parse import ERRORS, is_valid
 
 RAW_ONLY = ["key", "value", "headers", ERRORS]
-PAYLOAD_CODES = ("not_utf8", "oversized", "malformed_json", "not_an_object")
+PAYLOAD_CODES = ("tombstone", "not_utf8", "oversized", "malformed_json", "not_an_object")
 _CODE_TEXT = {
+    "tombstone": "Kafka record without a value (a tombstone), not an event",
     "not_utf8": "payload is not valid UTF-8",
     "oversized": "payload is larger than the contract's size limit",
     "malformed_json": "payload is not valid JSON",

@@ -5,12 +5,14 @@ is compiled into Spark expressions that check each field's JSON type, presence, 
 enum and range, and extract it as its Spark type. Every problem becomes a short code in
 the ``_errors`` array (``malformed_json``, ``missing:event_id``, ``wrong_type:price``...),
 so the split into valid rows and quarantine is one predicate and nothing is dropped here.
-Fields the contract does not know are kept as JSON in ``_rescued_data``. Text is trimmed
-and enum codes compared case-insensitively (stored lower case) before they are checked.
+Fields the contract does not know, also inside its objects, are kept as JSON in
+``_rescued_data``. Text is trimmed of spaces and enum codes compared case-insensitively
+(stored lower case) before they are checked.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pyspark.sql import Column, DataFrame
@@ -31,14 +33,18 @@ def parse_events(df: DataFrame, topic: str, max_payload_bytes: int = 256 * 1024)
     """Bronze rows -> one typed column per contract field, plus ``_rescued_data`` and ``_errors``.
 
     Keeps the Kafka coordinates and the raw payload (for quarantine); rows are never dropped.
-    Errors: ``not_utf8``, ``oversized``, ``malformed_json``, ``not_an_object``, and per field
-    ``missing:<f>``, ``wrong_type:<f>``, ``pattern:<f>``, ``format:<f>`` (an impossible date-time),
-    ``enum:<f>``, ``range:<f>``,
+    Errors: ``tombstone`` (a Kafka record with a null value), ``not_utf8``, ``oversized`` (not
+    parsed at all), ``malformed_json`` (also: anything after the JSON value, such as two events
+    run together; duplicate keys; NaN), ``not_an_object``, and per field
+    ``missing:<f>`` (absent, null, or blank text where null is not allowed), ``wrong_type:<f>``,
+    ``pattern:<f>``, ``format:<f>`` (an impossible date-time), ``enum:<f>``,
+    ``range:<f>`` (outside the contract's bounds, or a number its Spark type cannot hold),
     ``version:<n>`` for an unknown ``schema_version``.
 
-    Cost per row: one JSON parse into a VARIANT, two lookups on it (the contract fields as a
-    struct, all fields as a map for the rescue) and one type name per field; every check
-    then works on those columns with plain string and comparison functions.
+    Cost per row: one JSON parse into a VARIANT, lookups on it (the contract fields as a struct,
+    the fields of the payload and of each object property as maps for the rescue) and one type
+    name per field; every check then works on those columns with plain string and comparison
+    functions.
     """
     schema = contracts.schema(topic)
     types = "_t_"
@@ -55,30 +61,62 @@ def parse_events(df: DataFrame, topic: str, max_payload_bytes: int = 256 * 1024)
         field_checks.append(F.when(got != version, F.concat(F.lit("version:"), got.cast("string"))))
     # Field problems only mean something once the payload is a JSON object.
     is_object = F.col("_m").isNotNull()
+    tombstone = F.col("value").isNull()
+    oversized = F.length("value") > max_payload_bytes
     checks: list[Column] = [
+        F.when(tombstone, F.lit("tombstone")),
         F.when(~F.expr("is_valid_utf8(cast(value as string))"), F.lit("not_utf8")),
-        F.when(F.length("value") > max_payload_bytes, F.lit("oversized")),
-        F.when(F.col("_v").isNull(), F.lit("malformed_json")),
+        F.when(oversized, F.lit("oversized")),
+        F.when(~tombstone & ~oversized & F.col("_v").isNull(), F.lit("malformed_json")),
         F.when(F.col("_v").isNotNull() & ~is_object, F.lit("not_an_object")),
         *[F.when(is_object, c) for c in field_checks],
     ]
-    known = F.array(*[F.lit(n) for n in schema["properties"]])
-    unknown = F.array_except(F.map_keys("_m"), known)
-    extra = F.map_filter("_m", lambda k, _: ~F.array_contains(known, k))
     keep = [c for c in RAW_COLUMNS if c in df.columns]
     struct = "struct<" + ", ".join(f"{n}: {_lookup_type(p)}" for n, p in schema["properties"].items()) + ">"
+    # Spark's JSON parsers stop after the first value and ignore the rest ('{...} garbage', two
+    # events run together in one record). Parsed inside [ ], anything after the value is a syntax
+    # error or a second element; only text after a stray ']' (e.g. '{...}]x') still goes unseen.
+    # An oversized payload is never parsed (no VARIANT of several MB per row).
+    wrapped = F.when(~oversized, F.concat(F.lit("["), F.expr("cast(value as string)"), F.lit("]")))
+    one_value = F.when(F.expr("try_variant_get(_w, '$[1]', 'variant')").isNull(),
+                       F.expr("try_variant_get(_w, '$[0]', 'variant')"))
     looked_up = (
-        df.withColumn("_v", F.expr("try_parse_json(cast(value as string))"))
+        df.withColumn("_w", F.try_parse_json(wrapped))
+        .withColumn("_v", one_value)
         .select(*keep, "_v",
                 F.expr(f"try_variant_get(_v, '$', '{struct}')").alias("_s"),
-                F.expr("try_variant_get(_v, '$', 'map<string,variant>')").alias("_m"),
+                *_maps("_v", schema["properties"], "_m"),
                 *_types("_v", schema["properties"], types))
     )
+    extra = _unknown(schema["properties"], "_m")
     return looked_up.select(
         *keep, *fields,
-        F.when(F.size(unknown) > 0, F.to_json(extra)).alias(RESCUED),
+        F.when(F.size(extra) > 0, F.to_json(extra)).alias(RESCUED),
         F.array_except(F.array(*checks), F.array(F.lit(None).cast("string"))).alias(ERRORS),
     )
+
+
+def _maps(variant: str, props: dict[str, Any], prefix: str, path: str = "$") -> list[Column]:
+    """The payload's fields as ``map<string,variant>`` columns: ``<prefix>`` for the top level
+    (null when the payload is no object), ``<prefix>__<name>`` for each object property."""
+    cols = [F.expr(f"try_variant_get({variant}, '{path}', 'map<string,variant>')").alias(prefix)]
+    for name, prop in props.items():
+        if contracts.json_type(prop) == "object":
+            cols += _maps(variant, prop["properties"], f"{prefix}__{name}", f"{path}.{name}")
+    return cols
+
+
+def _unknown(props: dict[str, Any], prefix: str) -> Column:
+    """Fields the contract does not know, from the :func:`_maps` columns; an object property's
+    unknown fields nested under its name (``{"geo": {"accuracy_m": 5}}``)."""
+    known = F.array(*[F.lit(n) for n in props])
+    out = F.map_filter(prefix, lambda k, _: ~F.array_contains(known, k))
+    for name, prop in props.items():
+        if contracts.json_type(prop) == "object":
+            inner = _unknown(prop["properties"], f"{prefix}__{name}")
+            nested = F.when(F.size(inner) > 0, F.create_map(F.lit(name), F.to_variant_object(inner)))
+            out = F.map_concat(out, F.coalesce(nested, F.expr("cast(map() as map<string, variant>)")))
+    return out
 
 
 def _types(variant: str, props: dict[str, Any], prefix: str, path: str = "$") -> list[Column]:
@@ -100,8 +138,9 @@ def _types(variant: str, props: dict[str, Any], prefix: str, path: str = "$") ->
 
 def _is_type(vtype: Column, jtype: str) -> Column:
     """Whether a ``schema_of_variant`` name is the JSON Schema type ``jtype``. Integers arrive as
-    DECIMAL(n,0) only when they overflow BIGINT; numbers may be any numeric."""
-    ints = vtype.isin("BIGINT", "INT", "SMALLINT", "TINYINT")
+    DECIMAL(n,0) when they overflow BIGINT (an integer still: too large is a range error);
+    numbers may be any numeric."""
+    ints = vtype.isin("BIGINT", "INT", "SMALLINT", "TINYINT") | (vtype.startswith("DECIMAL(") & vtype.endswith(",0)"))
     return {"string": vtype == "STRING", "integer": ints, "boolean": vtype == "BOOLEAN",
             "number": ints | vtype.isin("DOUBLE", "FLOAT") | vtype.startswith("DECIMAL"),
             "object": vtype.startswith("OBJECT"), "array": vtype.startswith("ARRAY")}[jtype]
@@ -141,12 +180,14 @@ def _field(types: str, parent: Column, name: str, prop: dict[str, Any], required
     text = raw
     if jtype == "string":
         raw = text = F.trim(raw)  # canonical text: no surrounding blanks
+        if not nullable:  # silver stores blank text as null (normalise): a required value is missing
+            errors.append(F.when(type_ok & (text == ""), F.lit(f"missing:{label}")))
     allowed = [x for x in prop.get("enum", []) if x is not None]
     if allowed and all(isinstance(x, str) and x == x.lower() for x in allowed):
         raw = F.lower(raw)  # codes compare case-insensitively: " Add_To_Cart " is add_to_cart
     ok = type_ok
     if "pattern" in prop:
-        matches = text.rlike(prop["pattern"])
+        matches = text.rlike(_java_regex(prop["pattern"]))
         errors.append(F.when(type_ok & ~matches, F.lit(f"pattern:{label}")))
         ok = type_ok & matches
     if contracts.spark_ddl_type(prop) == "timestamp":
@@ -157,6 +198,11 @@ def _field(types: str, parent: Column, name: str, prop: dict[str, Any], required
     value = F.when(ok, raw)
     if allowed:
         errors.append(F.when(type_ok & ~raw.isin(allowed), F.lit(f"enum:{label}")))
+    if jtype in ("integer", "number"):
+        # The JSON number does not fit the Spark type: 3000000000 for an int, 1e400 (a double
+        # infinity). try_variant_get gives null for it, which must not pass as "absent".
+        fits = raw.isNotNull() if jtype == "integer" else raw.isNotNull() & ~F.isnan(raw) & (F.abs(raw) != float("inf"))
+        errors.append(F.when(type_ok & ~fits, F.lit(f"range:{label}")))
     lo, hi = prop.get("minimum"), prop.get("maximum")
     if lo is not None or hi is not None:
         bad = F.lit(False)
@@ -166,6 +212,12 @@ def _field(types: str, parent: Column, name: str, prop: dict[str, Any], required
             bad = bad | (raw > hi)
         errors.append(F.when(type_ok & bad, F.lit(f"range:{label}")))
     return value, errors
+
+
+def _java_regex(pattern: str) -> str:
+    """A contract (ECMA-262) pattern for Java's ``rlike``. A final ``$`` becomes ``\\z``: in Java
+    ``$`` also matches before a trailing line break, so ``"u000042\\n"`` would pass ``^u[0-9]{6}$``."""
+    return re.sub(r"(?<!\\)\$$", r"\\z", pattern)
 
 
 def _conditional_rules(types: str, schema: dict[str, Any]) -> list[Column]:

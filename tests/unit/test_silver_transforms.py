@@ -35,7 +35,7 @@ def bronze(spark, payloads: list, topic: str = "clickstream"):
     """Bronze-shaped rows from payloads (dicts become compact JSON, bytes stay as they are)."""
     rows = []
     for i, p in enumerate(payloads):
-        value = p if isinstance(p, bytes) else json.dumps(p, separators=(",", ":")).encode()
+        value = p if p is None or isinstance(p, bytes) else json.dumps(p, separators=(",", ":")).encode()
         rows.append((b"k", value, topic, 0, i, T0 + dt.timedelta(seconds=i), None))
     schema = "key binary, value binary, topic string, partition int, offset long, kafka_timestamp timestamp, " \
              "headers array<struct<key:string,value:binary>>"
@@ -77,6 +77,27 @@ def test_each_problem_gets_its_own_error_code(spark):
     ]
     got = errors_of(spark, [p for p, _ in cases])
     assert [sorted(e) for e in got] == [sorted(e) for _, e in cases]
+
+
+def test_hostile_payload_edges_get_precise_codes(spark):
+    one = json.dumps(CLICK).encode()
+    cases = [
+        (one + b" garbage", ["malformed_json"]),  # Spark's parsers alone stop after the first value
+        (one + b"\n" + one, ["malformed_json"]),  # two events in one record: neither silently lost
+        (None, ["tombstone"]),
+        (b'{"event_id": "a", "event_id": "b"}', ["malformed_json"]),  # duplicate keys
+        (json.dumps({**CLICK, "price": float("nan")}).encode(), ["malformed_json"]),  # NaN is not JSON
+        ({**CLICK, "quantity": 3_000_000_000}, ["range:quantity"]),  # no silent null for an int overflow
+        ({**CLICK, "user_id": "u000001\n"}, ["pattern:user_id"]),  # Java's $ would accept the newline
+        ({**CLICK, "session_id": "   "}, ["missing:session_id"]),  # blank required text
+    ]
+    got = errors_of(spark, [p for p, _ in cases])
+    assert [sorted(e) for e in got] == [sorted(e) for _, e in cases]
+
+
+def test_unknown_fields_inside_objects_are_rescued(spark):
+    row = parse_events(bronze(spark, [{**CLICK, "geo": {**CLICK["geo"], "accuracy_m": 25}}]), "clickstream").first()
+    assert row[ERRORS] == [] and json.loads(row[RESCUED]) == {"geo": {"accuracy_m": 25}}
 
 
 def test_oversized_payloads_are_flagged(spark):
