@@ -372,12 +372,16 @@ class Chaos:
             broker.stop()
             self.say(f"  broker stopped for {self.outage_s:.0f} s (kafka.outage_wait_s {wait_s})")
             down = time.monotonic()
-            while time.monotonic() - down < self.outage_s and (job.running or mode == "fail"):
+            # Waiting: the broker comes back after the outage. Failing: it stays down until the
+            # job has noticed, stopped its queries and exited (or 180 s).
+            limit = self.outage_s if mode == "wait" else max(self.outage_s, 180.0)
+            while time.monotonic() - down < limit and job.running:
                 time.sleep(0.5)
-            survived, error = job.running, job.error()
+            survived, error, after = job.running, job.error(), time.monotonic() - down
             broker.start()
             feed.resume()
-            outcome = "waited and resumed" if survived else f"failed ({error}) and was restarted"
+            outcome = ("waited and resumed" if survived else
+                       f"failed ({error}), exiting {after:.0f} s into the outage, and was restarted")
             self.say(f"  broker back; the job {outcome}")
             result.notes.append(f"outage {self.outage_s:.0f} s, kafka.outage_wait_s {wait_s}: the job {outcome}")
             if survived != (mode == "wait") or (not survived and "Kafka was unreachable" not in error):

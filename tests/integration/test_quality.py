@@ -80,7 +80,7 @@ def test_a_fail_rule_stops_the_stream_naming_the_rule_and_writes_nothing_of_the_
 def test_unknown_columns_fail_at_start_up(spark, bronze_lake):
     cfg = config_for(bronze_lake, "cols", **{"quality.suites": {"silver.clickstream": suite_with(
         {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "basket_value"}})}})
-    with pytest.raises(ConfigError, match=r"expectations\[12\].*names unknown column\(s\) basket_value"):
+    with pytest.raises(ConfigError, match=r"expectations\[13\].*names unknown column\(s\) basket_value"):
         start_pipeline(spark, cfg, "silver_clickstream", AVAILABLE_NOW)
 
 
@@ -124,7 +124,7 @@ def test_quality_report_validates_with_gx_writes_data_docs_and_gates_on_fail(spa
     assert cmd_quality(cfg, args) == 0
     out = capsys.readouterr().out
     rows = table(spark, cfg, "silver.clickstream_report").count()
-    assert f"silver.clickstream_report: {rows:,} rows, 12/12 expectations met" in out
+    assert f"silver.clickstream_report: {rows:,} rows, 13/13 expectations met" in out
     assert "No fail expectation violated." in out
     index = tmp_path / "gx" / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
     assert index.is_file() and "silver.clickstream_report" in index.read_text()
