@@ -711,6 +711,10 @@ def cmd_chaos(cfg: Config, args: argparse.Namespace) -> int:
     started_here = cfg.broker.mode == "embedded" and broker.pid() is None
     if cfg.broker.mode == "embedded":
         broker.start()
+    import signal
+
+    # SIGTERM unwinds like Ctrl-C, so the job processes and the broker started here are stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     chaos = Chaos(source, args.workdir.resolve(), kills=args.kills, rate=args.rate, faults=args.faults,
                   outage_s=args.outage, topics=args.topics, say=lambda m: print(m, flush=True))
     try:

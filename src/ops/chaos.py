@@ -236,6 +236,7 @@ class Chaos:
         self.faults, self.outage_s, self.seed, self.say = faults, outage_s, seed, say
         self.rng = random.Random(seed)
         self._spark = None
+        self._jobs: list[Job] = []
 
     # -- shared steps --------------------------------------------------------------------
     def _config(self, scenario: str, lake: Path | None = None) -> tuple[Config, dict[str, Any]]:
@@ -261,7 +262,9 @@ class Chaos:
         cfg, extra = self._config(scenario, lake)
         ensure_topics(cfg)
         write_reference_tables(self.spark(cfg), cfg)
-        return cfg, Job(self.source, extra, self.workdir / scenario / "job.log", self.pipelines)
+        job = Job(self.source, extra, self.workdir / scenario / "job.log", self.pipelines)
+        self._jobs.append(job)
+        return cfg, job
 
     def _feed(self, cfg: Config, seed: int, rate: float | None = None) -> Feed:
         return Feed(cfg, self.topics, rate or self.rate, self.faults, self.seed + seed).start()
@@ -484,6 +487,9 @@ class Chaos:
         return self._finish(result, cfg, job, feed)
 
     def close(self) -> None:
+        """Kill any job still running (an interrupted scenario's) and stop the Spark session."""
+        for job in self._jobs:
+            job.kill()
         if self._spark is not None:
             self._spark.stop()
             self._spark = None

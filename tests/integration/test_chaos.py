@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -13,7 +14,8 @@ import pytest
 
 from tests.conftest import CONF_DIR, REPO, broker_overrides
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# The module's one chaos run (~20 min on 2 cores) happens in the first test's setup.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(3000)]
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +25,20 @@ def chaos(tmp_path_factory):
     sets = [a for k, v in broker_overrides(tmp / "broker").items() for a in ("--set", f"{k}={v}")]
     out = tmp / "chaos.json"
     cmd = [sys.executable, "-m", "kappalake", "--conf-dir", str(CONF_DIR), *sets, "chaos", "--topic", "clickstream", "--kills", "4",
-           "--outage", "15", "--rate", "80", "--workdir", str(tmp / "work"), "--out", str(out)]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=2400)
-    printed = proc.stdout + proc.stderr[-3000:]
+           "--outage", "10", "--rate", "60", "--workdir", str(tmp / "work"), "--out", str(out)]
+    # Its own session: whatever stops this test also takes down the job and broker it started.
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=2700)
+    finally:
+        if proc.poll() is None:  # it stops its jobs and broker on SIGTERM
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+    printed = stdout + stderr[-3000:]
     results = {s["scenario"]: s for s in json.loads(out.read_text())["scenarios"]} if out.exists() else {}
     return proc.returncode, printed, results
 
