@@ -192,8 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     ch = sub.add_parser("chaos", help="fault scenarios (SIGKILLs, broker outage, full disk, permissions, maintenance "
                                       "while streaming), each followed by `verify`; prints a table, writes JSON",
                         description="Each scenario gets its own topics and lake under --workdir and runs the "
-                                    "streaming job as a separate process. The broker must be running "
-                                    "(kappalake broker start) unless broker.mode is external.")
+                                    "streaming job as a separate process. The embedded broker is started if it "
+                                    "is not running (and stopped afterwards); an external one is used as it is.")
     ch.add_argument("--scenario", action="append", dest="scenarios", choices=["kills", "broker", "disk_full",
                                                                               "permissions", "maintenance"],
                     help="run only this scenario (repeatable; default: all)")
@@ -700,10 +700,10 @@ def cmd_verify(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_chaos(cfg: Config, args: argparse.Namespace) -> int:
     import shutil
-
-    from kappalake.ops.chaos import Chaos, ConfigSource, summary_table, write_results
+    import signal
 
     from kappalake.ingest.broker import LocalBroker
+    from kappalake.ops.chaos import Chaos, ConfigSource, summary_table, write_results
 
     source = ConfigSource(args.profile, args.conf_dir, [str(Path(f).resolve()) for f in args.config], args.overrides)
     shutil.rmtree(args.workdir, ignore_errors=True)
@@ -711,8 +711,6 @@ def cmd_chaos(cfg: Config, args: argparse.Namespace) -> int:
     started_here = cfg.broker.mode == "embedded" and broker.pid() is None
     if cfg.broker.mode == "embedded":
         broker.start()
-    import signal
-
     # SIGTERM unwinds like Ctrl-C, so the job processes and the broker started here are stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     chaos = Chaos(source, args.workdir.resolve(), kills=args.kills, rate=args.rate, faults=args.faults,
@@ -731,8 +729,7 @@ def cmd_chaos(cfg: Config, args: argparse.Namespace) -> int:
                 print(f"{r.scenario}: FAIL {c.check} {c.table}: {c.detail}")
         for note in r.notes:
             print(f"{r.scenario}: {note}")
-    write_results(results, args.out)
-    print(f"results: {args.out}")
+    print(f"results: {args.out}")  # written after each scenario
     return 0 if all(r.ok is not False for r in results) else 1
 
 

@@ -17,6 +17,11 @@ def table(spark, cfg: Config, name: str):
     return spark.read.format("delta").load(cfg.lake.table_path(name))
 
 
+def header(name: str):
+    """The value of the Kafka header ``name`` of a bronze row, as text (null when absent)."""
+    return F.expr(f"cast(get(filter(headers, h -> h.key = '{name}'), 0).value as string)")
+
+
 def assert_exactly_once(spark, cfg: Config, topic: str, expected: int) -> None:
     """Bronze holds exactly one row per Kafka offset: none missing, none duplicated."""
     df = bronze(spark, cfg, topic)

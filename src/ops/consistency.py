@@ -25,8 +25,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from kappalake.config import Config
-
-COORDS = ["topic", "partition", "offset"]
+from kappalake.pipelines.reprocess import reprocess_range
+from kappalake.quality.quarantine import COORDS
 
 
 @dataclass
@@ -119,8 +119,6 @@ def check_gold(spark: SparkSession, cfg: Config, pipeline: str) -> Check:
     """The table equals what its pipeline computes from its source in one batch (a dry-run
     reprocess). A table the stream appends to once a window closes may lack the windows still
     open; it must not hold anything the batch does not."""
-    from kappalake.pipelines.reprocess import reprocess_range
-
     p = cfg.pipelines[pipeline]
     r = reprocess_range(spark, cfg, p.sink.table, dry_run=True)
     only_closed = p.sink.output_mode == "append"

@@ -458,26 +458,26 @@ def _failure(message: str) -> str:
 
 
 # Failures of the environment rather than the code, found anywhere in Spark's error and its
-# causes: (pattern, what it means, what to do).
+# causes: (pattern, where: lake or kafka, what it means, what to do).
 _ENVIRONMENT = [
-    (r"No space left on device|Disk quota exceeded", "the filesystem of the lake or checkpoints is full",
+    (r"No space left on device|Disk quota exceeded", "lake", "the filesystem of the lake or checkpoints is full",
      "free space or grow the volume"),
-    (r"Permission denied|Operation not permitted|Read-only file system|AccessDenied|403 Forbidden",
+    (r"Permission denied|Operation not permitted|Read-only file system|AccessDenied|403 Forbidden", "lake",
      "no write access to the lake or checkpoints", "fix the permissions (or the IAM role on S3)"),
     (r"TimeoutException: Timed out waiting for a node assignment|TimeoutException: Timeout of \d+ms expired|"
      r"Connection to node -?\d+ .* could not be established|Cannot fetch record for offset \d+ in \d+ milliseconds",
-     "Kafka was unreachable",
+     "kafka", "Kafka was unreachable",
      "check the brokers and kafka.bootstrap_servers (kafka.outage_wait_s sets how long a stream waits)"),
 ]
 
 
 def _advice(cfg: Config, pipeline: str, message: str) -> str:
     """A sentence on what an environment failure means and that a restart is safe, or ''."""
-    for pattern, meaning, fix in _ENVIRONMENT:
+    for pattern, place, meaning, fix in _ENVIRONMENT:
         m = re.search(pattern, message)
         if m:
             table = cfg.pipelines[pipeline].sink.table
-            where = (cfg.bootstrap_servers if "Kafka" in meaning else cfg.lake.table_path(table) if table
+            where = (cfg.bootstrap_servers if place == "kafka" else cfg.lake.table_path(table) if table
                      else cfg.lake.root)
             return (f" -- {meaning} ({m.group(0)}; {where}): {fix}, then restart; Delta commits are atomic, so "
                     f"the tables are intact and the stream resumes from its checkpoint")

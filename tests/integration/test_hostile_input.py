@@ -31,7 +31,7 @@ from kappalake.pipelines.reference import write_reference_tables
 from kappalake.pipelines.runner import run_pipelines
 from kappalake.quality.quarantine import PAYLOAD_CODES
 from tests.conftest import CONF_DIR, as_yaml, config_values
-from tests.lake_checks import assert_exactly_once, bronze, table
+from tests.lake_checks import assert_exactly_once, bronze, header, table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 AVAILABLE_NOW = TriggerConf(available_now=True)
@@ -393,10 +393,6 @@ def send(cfg, cases: list[Case]) -> dict[str, tuple[int, int]]:
         producer.close()
 
 
-def case_header():
-    return F.expr(f"cast(get(filter(headers, h -> h.key = '{CASE_HEADER}'), 0).value as string)")
-
-
 @pytest.fixture(scope="module")
 def hostile(spark, broker_conf, tmp_path_factory):
     """The corpus and valid events through bronze and silver, then a second round of valid events."""
@@ -424,7 +420,7 @@ def landed(spark, hostile):
     """Per case name: its bronze row, and its silver and quarantine rows (None when not there)."""
     cfg = hostile["cfg"]
     coords = ["topic", "partition", "offset"]
-    b = bronze(spark, cfg, "clickstream").select(*coords, "key", "value", "kafka_timestamp", case_header().alias("case"))
+    b = bronze(spark, cfg, "clickstream").select(*coords, "key", "value", "kafka_timestamp", header(CASE_HEADER).alias("case"))
     s = table(spark, cfg, "silver.clickstream").select(*coords, *SILVER_FIELDS)
     q = table(spark, cfg, "quarantine.clickstream")
     rows = {r["case"]: {"bronze": r.asDict()} for r in b.collect()}

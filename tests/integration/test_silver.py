@@ -18,7 +18,7 @@ from kappalake.pipelines.reference import write_reference_tables
 from kappalake.pipelines.runner import build_checked_batch, run_pipelines, start_pipeline
 from kappalake.quality.quarantine import valid_rows
 from tests.conftest import make_config
-from tests.lake_checks import assert_exactly_once, bronze, event_rows, table
+from tests.lake_checks import assert_exactly_once, bronze, event_rows, header, table
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 AVAILABLE_NOW = TriggerConf(available_now=True)
@@ -28,10 +28,6 @@ QUARANTINED = {"malformed_json", "missing_field", "wrong_type", "non_utf8", "ove
                "future_time", "bad_timestamp", "implausible_value"}  # the expectations (conf/expectations)
 PLAUSIBLE = {"clickstream": "price_plausible", "telemetry": "speed_plausible"}
 SECRET = "kappalake-local-development-only"
-
-
-def header(name: str):
-    return F.expr(f"cast(get(filter(headers, h -> h.key = '{name}'), 0).value as string)")
 
 
 @pytest.fixture(scope="module")
