@@ -1,6 +1,7 @@
 # The two commands:   make demo   (main job)    make test   (whole test suite)
 # Everything else is set up on demand: Java and Maven (apt-get, when missing and root),
-# a virtualenv in .venv with kappalake and its dependencies, the Kafka broker jars.
+# a virtualenv in .venv with kappalake and its dependencies, the Kafka broker jars, and for
+# `make test` Debian's Chromium (the dashboard's browser test).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -8,12 +9,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.kappalake-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test install prereqs broker-fetch clean
+.PHONY: demo test install prereqs browser broker-fetch clean
 
 demo: install broker-fetch
 	$(BIN)/kappalake demo
 
-test: install broker-fetch
+test: install broker-fetch browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: prereqs $(STAMP)
@@ -31,6 +32,14 @@ prereqs:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "kappalake needs:$$missing (e.g. sudo apt-get install -y$$missing)"; exit 1; fi; \
+	fi
+
+# Debian's Chromium, for the dashboard's end-to-end test (Playwright drives it; no browser download).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "the tests need Debian's Chromium at /usr/bin/chromium (sudo apt-get install -y chromium)"; exit 1; fi; \
 	fi
 
 broker-fetch: $(STAMP)

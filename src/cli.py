@@ -154,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="refresh every SECONDS (default 5) until Ctrl-C")
     st.add_argument("--json", action="store_true", help="print one JSON document (per refresh)")
 
+    db = sub.add_parser("dashboard", help="web page of pipeline health, data quality and business views, on 127.0.0.1",
+                        description="Reads the lake through the named BI queries every dashboard.refresh_s seconds "
+                                    "and serves the page until Ctrl-C. Works while the pipeline runs or after it.")
+    db.add_argument("--port", type=int, help="port on 127.0.0.1 (default: dashboard.port, 8050)")
+    db.add_argument("--refresh", type=float, metavar="SECONDS", help="read the lake this often (default: "
+                    "dashboard.refresh_s)")
+
     mt = sub.add_parser("maintain", help="OPTIMIZE (Z-ORDER from maintenance.zorder) and VACUUM the tables",
                         description="VACUUM keeps every file a configured stream still has to read, whatever the "
                                     "retention asked for; below maintenance.min_retain_hours it needs --force.")
@@ -649,6 +656,18 @@ def cmd_status(cfg: Config, args: argparse.Namespace) -> int:
         time.sleep(args.watch)
 
 
+def cmd_dashboard(cfg: Config, args: argparse.Namespace) -> int:
+    from kappalake.dashboard.app import serve
+    from kappalake.session import get_spark
+
+    if args.port is not None and not 1024 <= args.port <= 65535:
+        raise ConfigError(f"--port {args.port}: choose a port from 1024 to 65535")
+    if args.refresh is not None and args.refresh < 1:
+        raise ConfigError(f"--refresh {args.refresh}: read the lake at most once a second (1 or more)")
+    serve(get_spark(cfg, app_name=f"{cfg.app_name}-dashboard"), cfg, args.port, args.refresh)
+    return 0
+
+
 def cmd_maintain(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.ops.maintenance import maintain_table, maintained_tables
     from kappalake.session import get_spark
@@ -958,6 +977,7 @@ COMMANDS = {
     "sql": cmd_sql,
     "history": cmd_history,
     "status": cmd_status,
+    "dashboard": cmd_dashboard,
     "maintain": cmd_maintain,
     "demo": cmd_demo,
     "bench": cmd_bench,

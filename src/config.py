@@ -399,6 +399,15 @@ class MaintenanceConf(_Model):
         return v
 
 
+class DashboardConf(_Model):
+    """`kappalake dashboard`: the web page of pipeline health, data quality and the business views."""
+
+    port: int = Field(8050, ge=1024, le=65535)  # served on 127.0.0.1 only (an SSH tunnel reaches it on EMR)
+    refresh_s: float = Field(15.0, ge=1)        # how often the page's figures are read again from the lake
+    history_minutes: int = Field(360, ge=1)     # time series show this much before the newest point
+    rows: int = Field(15, ge=1, le=1000)        # rows in each list (products, quarantined records, vehicles, ...)
+
+
 class PipelineConf(_Model):
     source: SourceConf
     # A transform is a name, or a mapping {name: ..., <parameter>: <value>, ...}.
@@ -422,6 +431,7 @@ class Config(_Model):
     quality: QualityConf = QualityConf()
     monitoring: MonitoringConf = MonitoringConf()
     maintenance: MaintenanceConf = MaintenanceConf()
+    dashboard: DashboardConf = DashboardConf()
     pipelines: dict[str, PipelineConf]
 
     @model_validator(mode="after")

@@ -94,6 +94,43 @@ QUERIES = {q.name: q for q in [
                ROUND(SUM(quarantined) / NULLIF(SUM(rows_in), 0), 4) AS quarantine_rate
         FROM {ops.quality_metrics}
         GROUP BY `table` ORDER BY `table`"""),
+    NamedQuery("quality_over_time", "per table and minute: rows in, passed, warned, dropped, quarantined and the rates", """
+        SELECT `table`, date_trunc('minute', recorded_at) AS minute, SUM(rows_in) AS rows_in, SUM(passed) AS passed,
+               SUM(warned) AS warned, SUM(dropped) AS dropped, SUM(quarantined) AS quarantined,
+               ROUND((SUM(passed) + SUM(warned)) / NULLIF(SUM(rows_in), 0), 4) AS pass_rate,
+               ROUND(SUM(quarantined) / NULLIF(SUM(rows_in), 0), 4) AS quarantine_rate
+        FROM {ops.quality_metrics}
+        WHERE rows_in > 0
+        GROUP BY `table`, date_trunc('minute', recorded_at) ORDER BY minute, `table`"""),
+    NamedQuery("rule_failures", "rows failing each rule (contract code or expectation) per table and minute", """
+        SELECT `table`, date_trunc('minute', recorded_at) AS minute, rule, SUM(rows) AS rows
+        FROM {ops.quality_metrics} LATERAL VIEW explode(rule_failures) f AS rule, rows
+        GROUP BY `table`, date_trunc('minute', recorded_at), rule ORDER BY minute, `table`, rows DESC, rule"""),
+    NamedQuery("latest_quarantined", "the newest quarantined records: reason, error, Kafka coordinates and payload", """
+        SELECT * FROM (
+          SELECT 'quarantine.clickstream' AS `table`, quarantined_at, pipeline, stage, reason, error_text, topic,
+                 `partition`, `offset`, kafka_timestamp, payload_text FROM {quarantine.clickstream}
+          UNION ALL
+          SELECT 'quarantine.telemetry', quarantined_at, pipeline, stage, reason, error_text, topic,
+                 `partition`, `offset`, kafka_timestamp, payload_text FROM {quarantine.telemetry})
+        ORDER BY quarantined_at DESC, kafka_timestamp DESC, topic, `partition`, `offset` DESC"""),
+    NamedQuery("stream_rates", "per query and minute: batches, rows in, input and processing rates, batch duration", """
+        SELECT pipeline, date_trunc('minute', at) AS minute, COUNT(*) AS batches, SUM(input_rows) AS input_rows,
+               ROUND(AVG(input_rows_per_s), 1) AS input_rows_per_s,
+               ROUND(AVG(processed_rows_per_s), 1) AS processed_rows_per_s,
+               ROUND(AVG(batch_ms)) AS avg_batch_ms, MAX(batch_ms) AS max_batch_ms
+        FROM {ops.stream_metrics}
+        WHERE event = 'progress' AND input_rows > 0
+        GROUP BY pipeline, date_trunc('minute', at) ORDER BY minute, pipeline"""),
+    NamedQuery("consumer_lag", "Kafka consumer lag per query and topic over time, as the job measured it", """
+        SELECT pipeline, topic, at, SUM(end_offset) AS end_offset, SUM(committed_offset) AS committed_offset,
+               SUM(lag) AS lag
+        FROM {ops.consumer_lag}
+        GROUP BY pipeline, topic, at ORDER BY at, pipeline, topic"""),
+    NamedQuery("zone_heatmap", "visitors of every campus zone per 15-minute window (all zones, for a heat map)", """
+        SELECT window_start, zone_id, zone_name, building, visitors, utilisation, concentration_rank AS `rank`
+        FROM {gold.zone_occupancy}
+        ORDER BY window_start, zone_id"""),
 ]}
 
 
@@ -128,10 +165,12 @@ def query_sql(query: NamedQuery, as_of: str | int | None = None) -> str:
     return _TABLE.sub(table, query.sql)
 
 
-def run_query(spark: SparkSession, cfg: Config, name: str, as_of: str | int | None = None) -> DataFrame:
-    """The named query as a DataFrame over the lake (latest, or as of a version or timestamp)."""
+def run_query(spark: SparkSession, cfg: Config, name: str, as_of: str | int | None = None,
+              registered: list[str] | None = None) -> DataFrame:
+    """The named query as a DataFrame over the lake (latest, or as of a version or timestamp).
+    ``registered``: what :func:`register_tables` returned, to run many queries on one registration."""
     query = get_query(name)
-    registered = set(register_tables(spark, cfg))
+    registered = set(register_tables(spark, cfg) if registered is None else registered)
     for table in query.tables:
         if table not in registered:
             path = cfg.lake.table_path(table) if table in cfg.tables() else "(not configured)"

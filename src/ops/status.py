@@ -126,6 +126,7 @@ def lake_status(spark: SparkSession, cfg: Config) -> dict[str, Any]:
 
     lag: dict[str, int] | None = None
     lag_error = None
+    per_partition = None
     try:
         if not broker_answers(cfg):
             raise ConnectionError(f"no Kafka broker answers at {cfg.bootstrap_servers}")
@@ -135,6 +136,7 @@ def lake_status(spark: SparkSession, cfg: Config) -> dict[str, Any]:
         lag_error = f"{type(e).__name__}: {e}"
     tables = table_stats(cfg)
     return {"at": datetime.now(timezone.utc), "queries": query_status(spark, cfg, lag), "lag_error": lag_error,
+            "lag_partitions": [] if per_partition is None else per_partition.to_dict("records"),
             "tables": tables, "quarantine": quarantine_growth(spark, cfg)}
 
 
