@@ -806,6 +806,7 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
                 active.stop()  # first, while the broker its queries use is still there
             broker.stop()
             print("broker stopped")
+    print(f"see it in the browser: kappalake dashboard (http://127.0.0.1:{cfg.dashboard.port}/)")
     return 0
 
 
