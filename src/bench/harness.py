@@ -37,8 +37,8 @@ class Plan:
 
     @classmethod
     def quick(cls) -> "Plan":
-        return cls(events=20_000, pool=5_000, latency_rate=1_000, latency_s=25, alert_rate=200, alert_s=30,
-                   soak_rate=1_000, soak_s=30, warmup_s=5)
+        return cls(events=5_000, pool=2_000, latency_rate=500, latency_s=15, alert_rate=200, alert_s=20,
+                   soak_rate=500, soak_s=25, warmup_s=5)
 
 
 TARGETS = {

@@ -408,11 +408,13 @@ class Chaos:
             return result
         try:
             cfg, job = self._prepare("disk_full", lake=mount / "lake")
+            # Leave the job a little room so it fills the volume in its first batches, not after minutes.
+            _ballast(mount / "ballast", keep_free=2 * 1024 * 1024)
             feed = self._feed(cfg, 2, self.rate * 3)
             job.start("--processing-time", "2 seconds")
             rc = job.wait(timeout=600)
             error = job.error()
-            result.notes.append(f"lake on a {size_mb} MiB tmpfs: the job exited {rc} when it filled: {error}")
+            result.notes.append(f"lake on a {size_mb} MiB tmpfs filled to 2 MiB free: the job exited {rc} when it filled: {error}")
             self.say(f"  disk full: job exited {rc}: {error[:300]}")
             if rc in (None, 0) or "no space left" not in error.lower():
                 result.ok = False
@@ -489,6 +491,16 @@ class Chaos:
         if self._spark is not None:
             self._spark.stop()
             self._spark = None
+
+
+def _ballast(path: Path, keep_free: int) -> None:
+    """Fill ``path``'s filesystem up to ``keep_free`` bytes of free space."""
+    room = shutil.disk_usage(path.parent).free - keep_free
+    with path.open("wb") as f:
+        while room > 0:
+            chunk = min(room, 1024 * 1024)
+            f.write(b"\0" * chunk)
+            room -= chunk
 
 
 def _write_protect(path: Path) -> tuple[str, Callable[[], None]]:

@@ -1,6 +1,10 @@
-"""`kappalake chaos`, shortened, as a user runs it: SIGKILLs at chosen points, a broker outage
-waited through and one failed on, a full disk, an unwritable table log, and reprocess plus
-OPTIMIZE/VACUUM while streaming; after each, the lake holds every event Kafka accepted once."""
+"""`kappalake chaos`, shortened, as a user runs it: SIGKILLs at three chosen points and a full disk;
+after each, the lake holds every event Kafka accepted once.
+
+The other scenarios are left to `kappalake chaos` itself (each costs 5-12 min more on 2 cores);
+CI covers what they prove elsewhere: test_restarts (a stream waiting through a broker outage,
+one failing fast naming Kafka, random SIGKILLs), test_reprocess / test_operations (reprocess,
+OPTIMIZE and VACUUM while streaming) and test_outages (a permission error's message)."""
 
 from __future__ import annotations
 
@@ -14,23 +18,24 @@ import pytest
 
 from tests.conftest import CONF_DIR, REPO, broker_overrides
 
-# The module's one chaos run (~20 min on 2 cores) happens in the first test's setup.
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(3000)]
+SCENARIOS = ["kills", "disk_full"]
+# The module's one chaos run (~13 min on 2 cores) happens in the first test's setup.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
 @pytest.fixture(scope="module")
 def chaos(tmp_path_factory):
-    """One shortened run of every scenario on a private broker (the broker scenario stops it)."""
+    """One shortened run of the scenarios on a private broker."""
     tmp = tmp_path_factory.mktemp("chaos")
     sets = [a for k, v in broker_overrides(tmp / "broker").items() for a in ("--set", f"{k}={v}")]
     out = tmp / "chaos.json"
-    cmd = [sys.executable, "-m", "kappalake", "--conf-dir", str(CONF_DIR), *sets, "chaos", "--topic", "clickstream", "--kills", "4",
-           "--outage", "10", "--rate", "60", "--workdir", str(tmp / "work"), "--out", str(out)]
+    cmd = [sys.executable, "-m", "kappalake", "--conf-dir", str(CONF_DIR), *sets, "chaos", "--topic", "clickstream", "--kills", "3",
+           *[a for s in SCENARIOS for a in ("--scenario", s)], "--rate", "30", "--workdir", str(tmp / "work"), "--out", str(out)]
     # Its own session: whatever stops this test also takes down the job and broker it started.
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
-        stdout, stderr = proc.communicate(timeout=2700)
+        stdout, stderr = proc.communicate(timeout=2100)
     finally:
         if proc.poll() is None:  # it stops its jobs and broker on SIGTERM
             proc.send_signal(signal.SIGTERM)
@@ -47,7 +52,7 @@ def _checks(result, kind):
     return [c for c in result["checks"] if c["check"] == kind]
 
 
-@pytest.mark.parametrize("scenario", ["kills", "broker", "disk_full", "permissions", "maintenance"])
+@pytest.mark.parametrize("scenario", SCENARIOS)
 def test_after_each_scenario_every_event_is_in_the_lake_once(chaos, scenario):
     rc, printed, results = chaos
     r = results.get(scenario)
@@ -77,18 +82,14 @@ def test_after_each_scenario_every_event_is_in_the_lake_once(chaos, scenario):
 def test_kills_land_at_the_chosen_points(chaos):
     _, printed, results = chaos
     kills = results["kills"]["kills"]
-    assert [k["point"] for k in kills] == ["offsets", "delta_commit", "commits", "random"], printed
+    # (Random kills are test_restarts' SIGKILL test.)
+    assert [k["point"] for k in kills] == ["offsets", "delta_commit", "commits"], printed
     # Each watched kill fired on a new file (or its temp file) of the batch being written.
-    assert all(k["seen"] for k in kills if k["point"] != "random"), kills
+    assert all(k["seen"] for k in kills), kills
 
 
-def test_environment_failures_stop_the_job_with_a_clear_error(chaos):
+def test_a_full_disk_stops_the_job_with_a_clear_error(chaos):
     _, printed, results = chaos
-    broker = " ".join(results["broker"]["notes"])
-    assert "kafka.outage_wait_s 300: the job waited and resumed" in broker
-    assert "kafka.outage_wait_s 5: the job failed" in broker and "Kafka was unreachable" in broker
-    perms = " ".join(results["permissions"]["notes"])
-    assert "no write access to the lake or checkpoints" in perms and "resumes from its checkpoint" in perms
     disk = results["disk_full"]
     if disk["ok"] is not None:
         assert "filesystem of the lake or checkpoints is full" in " ".join(disk["notes"])
@@ -97,5 +98,5 @@ def test_environment_failures_stop_the_job_with_a_clear_error(chaos):
 def test_the_command_prints_a_table_per_scenario(chaos):
     rc, printed, _ = chaos
     assert rc == 0, printed
-    for s in ("kills", "broker", "disk_full", "permissions", "maintenance"):
+    for s in SCENARIOS:
         assert any(line.startswith(s) for line in printed.splitlines()), printed

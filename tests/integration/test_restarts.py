@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kappalake.config import TriggerConf, nest_overrides
+from kappalake.config import TriggerConf, load_config, nest_overrides
 from kappalake.ingest.broker import LocalBroker
 from kappalake.ingest.producer import ProduceSpec, produce
 from kappalake.ingest.topics import admin_client, end_offsets, ensure_topics
-from kappalake.pipelines.runner import run_pipelines
-from tests.conftest import CONF_DIR, REPO, broker_overrides, make_config
+from kappalake.pipelines.runner import PipelineError, run_pipelines
+from tests.conftest import CONF_DIR, REPO, broker_overrides, config_values, make_config
 from tests.lake_checks import assert_exactly_once
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -144,5 +144,33 @@ def test_topics_data_and_stream_progress_survive_broker_restart(spark, tmp_path)
         [second] = run_pipelines(spark, cfg, ["bronze_clickstream"], trigger=AVAILABLE_NOW, timeout=300)
         assert second.input_rows == 500  # the stream resumed where it was, nothing re-read
         assert_exactly_once(spark, cfg, "clickstream", 1_500)
+    finally:
+        broker.stop()
+
+
+def test_a_stream_waits_through_a_broker_outage_or_fails_fast_naming_kafka(spark, tmp_path):
+    """kafka.outage_wait_s: at 5 s a stream started during an outage fails at once, naming Kafka and
+    the key; above the outage it waits, then reads everything once from where the failed run left."""
+    values = config_values(broker_overrides(tmp_path / "broker"), tmp_path)
+    failing = load_config("local", CONF_DIR, overrides={**values, "kafka.outage_wait_s": 5})
+    waiting = load_config("local", CONF_DIR, overrides={**values, "kafka.outage_wait_s": 300})
+    broker = LocalBroker(failing.broker)
+    broker.start()
+    try:
+        ensure_topics(failing, ["clickstream"])
+        produce(failing, ProduceSpec("clickstream", count=500, seed=1))
+        assert broker.stop()
+        began = time.monotonic()
+        with pytest.raises(PipelineError, match="Kafka was unreachable") as failed:
+            run_pipelines(spark, failing, ["bronze_clickstream"], trigger=AVAILABLE_NOW, timeout=300)
+        assert "kafka.outage_wait_s" in str(failed.value) and failing.bootstrap_servers in str(failed.value)
+        assert time.monotonic() - began < 120
+
+        comeback = threading.Timer(20, broker.start)
+        comeback.start()
+        [report] = run_pipelines(spark, waiting, ["bronze_clickstream"], trigger=AVAILABLE_NOW, timeout=300)
+        comeback.join()
+        assert report.input_rows == 500
+        assert_exactly_once(spark, waiting, "clickstream", 500)
     finally:
         broker.stop()
