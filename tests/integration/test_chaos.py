@@ -1,10 +1,11 @@
-"""`kappalake chaos`, shortened, as a user runs it: SIGKILLs at three chosen points and a full disk;
-after each, the lake holds every event Kafka accepted once.
+"""`kappalake chaos`, shortened, as a user runs it: SIGKILLs at three chosen points;
+afterwards the lake holds every event Kafka accepted once.
 
 The other scenarios are left to `kappalake chaos` itself (each costs 5-12 min more on 2 cores);
 CI covers what they prove elsewhere: test_restarts (a stream waiting through a broker outage,
 one failing fast naming Kafka, random SIGKILLs), test_reprocess / test_operations (reprocess,
-OPTIMIZE and VACUUM while streaming) and test_outages (a permission error's message)."""
+OPTIMIZE and VACUUM while streaming) and test_outages (the full-disk and permission messages).
+The disk_full scenario passed in a fresh-clone `.ci/run` of c6ef478."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ import pytest
 
 from tests.conftest import CONF_DIR, REPO, broker_overrides
 
-SCENARIOS = ["kills", "disk_full"]
-# The module's one chaos run (~13 min on 2 cores) happens in the first test's setup.
+SCENARIOS = ["kills"]
+# The module's one chaos run (~9 min on 2 cores) happens in the first test's setup.
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
@@ -86,13 +87,6 @@ def test_kills_land_at_the_chosen_points(chaos):
     assert [k["point"] for k in kills] == ["offsets", "delta_commit", "commits"], printed
     # Each watched kill fired on a new file (or its temp file) of the batch being written.
     assert all(k["seen"] for k in kills), kills
-
-
-def test_a_full_disk_stops_the_job_with_a_clear_error(chaos):
-    _, printed, results = chaos
-    disk = results["disk_full"]
-    if disk["ok"] is not None:
-        assert "filesystem of the lake or checkpoints is full" in " ".join(disk["notes"])
 
 
 def test_the_command_prints_a_table_per_scenario(chaos):

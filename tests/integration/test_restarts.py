@@ -155,6 +155,7 @@ def test_a_stream_waits_through_a_broker_outage_or_fails_fast_naming_kafka(spark
     failing = load_config("local", CONF_DIR, overrides={**values, "kafka.outage_wait_s": 5})
     waiting = load_config("local", CONF_DIR, overrides={**values, "kafka.outage_wait_s": 300})
     broker = LocalBroker(failing.broker)
+    comeback = threading.Timer(20, broker.start)
     broker.start()
     try:
         ensure_topics(failing, ["clickstream"])
@@ -166,11 +167,13 @@ def test_a_stream_waits_through_a_broker_outage_or_fails_fast_naming_kafka(spark
         assert "kafka.outage_wait_s" in str(failed.value) and failing.bootstrap_servers in str(failed.value)
         assert time.monotonic() - began < 120
 
-        comeback = threading.Timer(20, broker.start)
         comeback.start()
         [report] = run_pipelines(spark, waiting, ["bronze_clickstream"], trigger=AVAILABLE_NOW, timeout=300)
         comeback.join()
         assert report.input_rows == 500
         assert_exactly_once(spark, waiting, "clickstream", 500)
     finally:
+        comeback.cancel()
+        if comeback.is_alive():
+            comeback.join()  # a broker it is starting is stopped below, not left running
         broker.stop()
