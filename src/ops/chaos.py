@@ -399,7 +399,7 @@ class Chaos:
         result = ScenarioResult("disk_full", None)
         mount = self.workdir / "disk_full" / "small"
         mount.mkdir(parents=True, exist_ok=True)
-        size_mb = 12
+        size_mb, free_mb = 12, 2
         tried = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(mount)],
                                capture_output=True, text=True)
         if tried.returncode != 0:
@@ -409,12 +409,13 @@ class Chaos:
         try:
             cfg, job = self._prepare("disk_full", lake=mount / "lake")
             # Leave the job a little room so it fills the volume in its first batches, not after minutes.
-            _ballast(mount / "ballast", keep_free=2 * 1024 * 1024)
+            _ballast(mount / "ballast", keep_free=free_mb * 1024 * 1024)
             feed = self._feed(cfg, 2, self.rate * 3)
             job.start("--processing-time", "2 seconds")
             rc = job.wait(timeout=600)
             error = job.error()
-            result.notes.append(f"lake on a {size_mb} MiB tmpfs filled to 2 MiB free: the job exited {rc} when it filled: {error}")
+            result.notes.append(f"lake on a {size_mb} MiB tmpfs filled to {free_mb} MiB free: the job exited {rc} "
+                                f"when it filled: {error}")
             self.say(f"  disk full: job exited {rc}: {error[:300]}")
             if rc in (None, 0) or "no space left" not in error.lower():
                 result.ok = False

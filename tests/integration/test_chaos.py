@@ -58,8 +58,6 @@ def test_after_each_scenario_every_event_is_in_the_lake_once(chaos, scenario):
     rc, printed, results = chaos
     r = results.get(scenario)
     assert r is not None, printed
-    if scenario == "disk_full" and r["ok"] is None and os.geteuid() != 0:
-        pytest.skip(r["notes"][0])  # mounting a small tmpfs to fill needs root
     assert r["ok"], (r["notes"], [c for c in r["checks"] if not c["ok"]], printed)
     assert sum(r["events"].values()) > 0
     bronze, silver, gold, delta = (_checks(r, k) for k in ("bronze", "silver", "gold", "delta"))
