@@ -802,8 +802,10 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
         if started_here and not args.keep_broker:
             from pyspark.sql import SparkSession
 
+            from kappalake.session import stop_spark
+
             if (active := SparkSession.getActiveSession()) is not None:
-                active.stop()  # first, while the broker its queries use is still there
+                stop_spark(active)  # first, while the broker its queries and producers use is still there
             broker.stop()
             print("broker stopped")
     print(f"see it in the browser: kappalake dashboard (http://127.0.0.1:{cfg.dashboard.port}/)")

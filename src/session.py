@@ -67,3 +67,24 @@ def get_spark(cfg: Config, app_name: str | None = None) -> SparkSession:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(cfg.spark.log_level)
     return spark
+
+
+def stop_spark(spark: SparkSession, timeout_s: float = 60) -> None:
+    """Stop ``spark`` and, when this process launched its JVM, let the JVM exit too.
+
+    Spark's Kafka writer keeps its producers in a JVM-wide cache that ``stop()`` leaves open;
+    with the broker stopped next, they would log a reconnect warning a second until the JVM
+    exits. A later :func:`get_spark` starts a new JVM.
+    """
+    from pyspark import SparkContext
+
+    spark.stop()
+    gateway = SparkContext._gateway
+    proc = getattr(gateway, "proc", None)
+    if proc is None or proc.stdin is None:  # spark-submit's JVM, or one attached from elsewhere
+        return
+    gateway.shutdown()
+    proc.stdin.close()  # pyspark's gateway server exits at end of input
+    proc.wait(timeout_s)
+    SparkContext._gateway = None
+    SparkContext._jvm = None
