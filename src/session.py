@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
+from py4j.protocol import Py4JError
 from pyspark.sql import SparkSession
 
 from kappalake.config import Config
@@ -22,6 +23,17 @@ PLAN_REDACTION = "(?i)" + "|".join([
     # A password or secret inside a JAAS value quoted anywhere else.
     rf"(?:password|secret|token)\w*\s*=\s*{_QUOTED}",
 ])
+
+
+# Warnings Spark logs about what kappalake does on purpose, once per MERGE or query start; with
+# spark.log_level WARN they would bury the job's own output.
+QUIET_LOGGERS = (
+    # Delta's MERGE materialises its source with localCheckpoint() and unpersists it after the
+    # commit, which Spark 4 warns about (SPARK-48928).
+    "org.apache.spark.rdd.MapPartitionsRDD",
+    # AQE is on for batch work (reprocess, MERGE, BI queries); streaming plans run without it.
+    "org.apache.spark.sql.execution.streaming.ResolveWriteToStream",
+)
 
 
 def kafka_connector_package(cfg: Config) -> str:
@@ -66,6 +78,13 @@ def get_spark(cfg: Config, app_name: str | None = None) -> SparkSession:
                                                                           *cfg.spark.extra_packages])
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(cfg.spark.log_level)
+    if cfg.spark.log_level == "WARN":
+        log4j = spark.sparkContext._jvm.org.apache.logging.log4j
+        try:
+            for name in QUIET_LOGGERS:
+                log4j.core.config.Configurator.setLevel(name, log4j.Level.ERROR)
+        except (TypeError, Py4JError):  # a JVM without log4j 2's core: its logging stays as configured
+            pass
     return spark
 
 

@@ -477,7 +477,11 @@ class Chaos:
                                     f"{r.attempts} attempt(s)")
             for table in bronze[:1] + silver:
                 m = maintain_table(spark, cfg, table)
-                result.notes.append(f"round {rnd + 1}: maintain {table}: {m}")
+                readers = ", ".join(f"{x.pipeline} at v{x.version}" for x in m.readers) or "none"
+                result.notes.append(f"round {rnd + 1}: maintain {table}: files {m.files_before} -> {m.files_after} "
+                                    f"({m.optimized or 'not optimized'}), VACUUM deleted {m.vacuum_deleted} "
+                                    f"(retaining {m.vacuum_retain_hours} h; streams reading it: {readers}), "
+                                    f"{m.seconds:.1f} s")
             if not job.running:
                 result.ok = False
                 result.notes.append(f"the job stopped during maintenance: {job.error() or job.tail()}")

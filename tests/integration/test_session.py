@@ -1,4 +1,5 @@
-"""Ending a session: stop_spark lets the JVM pyspark launched exit, Kafka producers and all."""
+"""Sessions: the benign warnings quieted at WARN; stop_spark lets the JVM pyspark launched exit,
+Kafka producers and all."""
 
 from __future__ import annotations
 
@@ -41,3 +42,12 @@ def test_stop_spark_ends_the_jvm_it_launched_and_a_new_session_starts(broker_con
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "jvm exit code 0" in proc.stdout, proc.stdout
     assert "rows after restart 3" in proc.stdout, proc.stdout
+
+
+def test_warnings_about_what_kappalake_does_on_purpose_are_quiet_at_warn(spark):
+    from kappalake.session import QUIET_LOGGERS
+
+    log4j = spark.sparkContext._jvm.org.apache.logging.log4j
+    assert {name: log4j.LogManager.getLogger(name).getLevel().toString() for name in QUIET_LOGGERS} == {
+        name: "ERROR" for name in QUIET_LOGGERS}
+    assert log4j.LogManager.getRootLogger().getLevel().toString() == "WARN"
