@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 from py4j.protocol import Py4JError
@@ -104,6 +105,10 @@ def stop_spark(spark: SparkSession, timeout_s: float = 60) -> None:
         return
     gateway.shutdown()
     proc.stdin.close()  # pyspark's gateway server exits at end of input
-    proc.wait(timeout_s)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:  # still shutting down: what is left is killed, not waited for
+        proc.kill()
+        proc.wait()
     SparkContext._gateway = None
     SparkContext._jvm = None
