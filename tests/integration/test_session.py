@@ -17,6 +17,7 @@ SCRIPT = textwrap.dedent("""
     import sys
     from pyspark import SparkContext
     from kappalake.config import load_config
+    from kappalake.ingest.kafka_clients import spark_kafka_options
     from kappalake.ingest.topics import ensure_topics
     from kappalake.session import get_spark, stop_spark
 
@@ -25,7 +26,7 @@ SCRIPT = textwrap.dedent("""
     spark = get_spark(cfg)
     # Spark's Kafka writer caches its producer in the JVM: stop() alone leaves it connected.
     (spark.createDataFrame([("k", "v")], "key string, value string").write.format("kafka")
-     .option("kafka.bootstrap.servers", cfg.bootstrap_servers).option("topic", cfg.topic_name("alerts")).save())
+     .options(**spark_kafka_options(cfg)).option("topic", cfg.topic_name("alerts")).save())
     jvm = SparkContext._gateway.proc
     stop_spark(spark)
     print("jvm exit code", jvm.poll(), flush=True)
