@@ -1,7 +1,8 @@
 """``kappalake bench``: every measurement in one run, a printed table and a JSON result.
 
 Stages (``--only`` picks some): preload, limit, passthrough, full, quality, latency, alerts,
-soak. ``--quick`` runs all of them small (the test suite does, so the harness never rots).
+soak. ``--quick`` runs all of them small; the test suite runs them smaller still on its own session
+(and the command once), so the harness never rots.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+
+from pyspark.sql import SparkSession
 
 from kappalake.bench import stages
 from kappalake.bench.probes import machine_info
@@ -51,8 +54,13 @@ TARGETS = {
 }
 
 
-def run(cfg: Config, plan: Plan, only: list[str] | None, workspace: Path, out: Path, quick: bool) -> dict:
-    """Run the selected stages on the local (or configured) broker; write and return the result."""
+def run(cfg: Config, plan: Plan, only: list[str] | None, workspace: Path, out: Path, quick: bool,
+        spark: SparkSession | None = None) -> dict:
+    """Run the selected stages on the local (or configured) broker; write and return the result.
+
+    With ``spark`` given the stages run on that session and leave it running (a notebook's, or
+    the test suite's); otherwise on the profile's session, stopped at the end when this run
+    started the broker too."""
     from kappalake.ingest.broker import LocalBroker
     from kappalake.session import get_spark
 
@@ -69,9 +77,9 @@ def run(cfg: Config, plan: Plan, only: list[str] | None, workspace: Path, out: P
         broker.start()
     result: dict = {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "quick": quick,
                     "plan": plan.__dict__, "stages": {}, "errors": {}}
-    ctx = None
+    ctx, own_session = None, spark is None
     try:
-        spark = get_spark(cfg, app_name="kappalake-bench")
+        spark = spark or get_spark(cfg, app_name="kappalake-bench")
         result["machine"] = machine_info(spark) | {"kafka_broker": cfg.broker.kafka_version if cfg.broker.mode == "embedded"
                                                    else "external"}
         ctx = stages.Context(spark, cfg, workspace, plan.events, plan.pool, broker_pid=broker.pid())
@@ -94,9 +102,7 @@ def run(cfg: Config, plan: Plan, only: list[str] | None, workspace: Path, out: P
             except Exception as e:  # noqa: BLE001 - the figures matter more than the cleanup
                 print(f"[bench] could not delete the run's topics {ctx.topics}: {e}")
         if started_here:
-            from pyspark.sql import SparkSession
-
-            if (active := SparkSession.getActiveSession()) is not None:
+            if own_session and (active := SparkSession.getActiveSession()) is not None:
                 active.stop()
             broker.stop()
     result["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

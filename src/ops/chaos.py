@@ -227,14 +227,15 @@ class Chaos:
 
     def __init__(self, source: ConfigSource, workdir: Path, kills: int = 10, rate: float = 150.0,
                  faults: float = 0.005, outage_s: float = 30.0, seed: int = 7,
-                 topics: list[str] | None = None, say: Callable[[str], None] = print):
+                 topics: list[str] | None = None, say: Callable[[str], None] = print, spark: Any = None):
         self.source, self.workdir, self.kills, self.rate = source, workdir, kills, rate
         self.topics = topics or list(CHAINS)
         self.pipelines = [n for t in self.topics for n in CHAINS[t]]
         self.targets = [n for n in TARGETS if n in self.pipelines]
         self.faults, self.outage_s, self.seed, self.say = faults, outage_s, seed, say
         self.rng = random.Random(seed)
-        self._spark = None
+        # A session given here (a notebook's, the test suite's) is used and left running.
+        self._spark, self._own_spark = spark, spark is None
         self._jobs: list[Job] = []
 
     # -- shared steps --------------------------------------------------------------------
@@ -490,12 +491,12 @@ class Chaos:
         return self._finish(result, cfg, job, feed)
 
     def close(self) -> None:
-        """Kill any job still running (an interrupted scenario's) and stop the Spark session."""
+        """Kill any job still running (an interrupted scenario's) and stop the Spark session it started."""
         for job in self._jobs:
             job.kill()
-        if self._spark is not None:
+        if self._spark is not None and self._own_spark:
             self._spark.stop()
-            self._spark = None
+        self._spark = None
 
 
 def _ballast(path: Path, keep_free: int) -> None:

@@ -19,7 +19,6 @@ from kappalake.pipelines.runner import run_pipelines, start_pipeline, with_upstr
 from tests.conftest import make_config
 from tests.unit.test_notifiers import Receiver
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
 AVAILABLE_NOW = TriggerConf(available_now=True)
 SPAN_S, VEHICLES = 240, 6
 # hot-truck over 240 s: truck-0000 engine +25 C from 60 s for 45 s; reefer-0005 cargo +10 C from

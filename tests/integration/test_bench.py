@@ -1,8 +1,9 @@
-"""The benchmark harness runs end to end (``kappalake bench --quick``) and its figures add up.
+"""The benchmark harness runs end to end and its figures add up.
 
 Only the harness is checked here, never the speed: the figures come from real runs on the
 test broker, so each stage must have produced rows, latencies and samples that agree with
-what it fed.
+what it fed. Every stage runs on the suite's session with a tiny plan; ``kappalake bench`` as
+a user starts it (its own JVM, the table, the JSON) runs once with the smallest stage.
 """
 
 from __future__ import annotations
@@ -13,22 +14,25 @@ import sys
 
 import pytest
 
+from kappalake.bench.harness import Plan, render, run
+from kappalake.config import load_config
 from tests.conftest import CONF_DIR, REPO, as_yaml
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# As small as each stage's checks allow: the soak samples every 2 s (5 samples wanted), alerts
+# run hot from the start of each 40 s period, feeds slow enough that seven queries on the
+# suite's two task slots drain them in seconds.
+TINY = Plan(events=1_000, pool=500, latency_rate=100, latency_s=10, alert_rate=100, alert_s=10,
+            soak_rate=100, soak_s=12, warmup_s=3)
 
 
-def test_bench_quick_measures_every_stage(broker_conf, tmp_path):
-    config = as_yaml({**broker_conf, "spark.shuffle_partitions": 2}, tmp_path / "bench.yaml")
+def test_bench_measures_every_stage(spark, broker_conf, tmp_path):
+    # One telemetry partition: the continuous alert query holds one of the session's two task slots.
+    cfg = load_config("local", CONF_DIR, overrides={**broker_conf, "spark.master": "local[2]",
+                                                     "spark.shuffle_partitions": 2, "topics.telemetry.partitions": 1})
     out = tmp_path / "result.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "kappalake", "--conf-dir", str(CONF_DIR), "--config", str(config),
-         "--set", "spark.conf.spark.ui.enabled=false", "--set", f"spark.conf.spark.sql.warehouse.dir={tmp_path / 'wh'}",
-         "bench", "--quick",
-         "--out", str(out), "--workspace", str(tmp_path / "ws")],
-        cwd=REPO, capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    returned = run(cfg, TINY, None, tmp_path / "ws", out, quick=True, spark=spark)
     r = json.loads(out.read_text())
+    assert r["summary"] == returned["summary"] and "full_events_per_s" in render(returned)
     s = r["stages"]
     assert r["errors"] == {} and set(s) == {"preload", "limit", "passthrough", "full", "quality", "latency", "alerts", "soak"}
     events = r["plan"]["events"]
@@ -68,4 +72,21 @@ def test_bench_quick_measures_every_stage(broker_conf, tmp_path):
     t = r["summary"]["targets"]
     assert t["full_events_per_s"]["measured"] == s["full"]["events_per_s"]
     assert all(v["met"] in (True, False) for v in t.values())
-    assert "full_events_per_s" in proc.stdout and r["machine"]["cores"] and r["machine"]["versions"]["pyspark"]
+    assert r["machine"]["cores"] and r["machine"]["versions"]["pyspark"]
+
+@pytest.mark.process
+def test_bench_command_prints_the_table_and_writes_the_json(broker_conf, tmp_path):
+    config = as_yaml({**broker_conf, "spark.shuffle_partitions": 2}, tmp_path / "bench.yaml")
+    out = tmp_path / "result.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "kappalake", "--conf-dir", str(CONF_DIR), "--config", str(config),
+         "--set", "spark.conf.spark.ui.enabled=false", "--set", f"spark.conf.spark.sql.warehouse.dir={tmp_path / 'wh'}",
+         "bench", "--quick", "--only", "limit", "--events", "1000",
+         "--out", str(out), "--workspace", str(tmp_path / "ws")],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    r = json.loads(out.read_text())
+    assert r["errors"] == {} and set(r["stages"]) == {"preload", "limit"} and r["quick"]
+    assert r["stages"]["limit"]["rows"] == r["stages"]["preload"]["events"] == 1000
+    assert r["machine"]["cores"] and r["machine"]["versions"]["pyspark"]
+    assert "limit_rows_per_s" in proc.stdout and f"result: {out}" in proc.stdout

@@ -16,7 +16,6 @@ from kappalake.lake.tables import summarize_tables
 from kappalake.pipelines.runner import run_pipelines
 from tests.lake_checks import assert_exactly_once, bronze
 
-pytestmark = pytest.mark.integration
 AVAILABLE_NOW = TriggerConf(available_now=True)
 BRONZE = ["bronze_clickstream", "bronze_telemetry"]
 START = datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc)

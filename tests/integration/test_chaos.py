@@ -1,5 +1,7 @@
-"""`kappalake chaos`, shortened, as a user runs it: SIGKILLs at three chosen points;
-afterwards the lake holds every event Kafka accepted once.
+"""The chaos harness, shortened: its kills scenario with SIGKILLs of the job process at three
+chosen points; afterwards the lake holds every event Kafka accepted once. The harness runs on
+the suite's session and broker (the jobs it kills are processes, as always); `kappalake chaos`
+as a user runs it is checked once, on a scenario it skips at once.
 
 The other scenarios are left to `kappalake chaos` itself (each costs 5-12 min more on 2 cores);
 CI covers what they prove elsewhere: test_restarts (a stream waiting through a broker outage,
@@ -10,43 +12,33 @@ The disk_full scenario passed in a fresh-clone `.ci/run` of c6ef478."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
+from dataclasses import asdict
 
 import pytest
 
-from tests.conftest import CONF_DIR, REPO, broker_overrides
+from kappalake.ops.chaos import Chaos, ConfigSource, summary_table
+from tests.conftest import CONF_DIR, REPO
 
 SCENARIOS = ["kills"]
-# The module's one chaos run (~9 min on 2 cores) happens in the first test's setup.
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(2400)]
+pytestmark = [pytest.mark.process, pytest.mark.timeout(1500)]
 
 
 @pytest.fixture(scope="module")
-def chaos(tmp_path_factory):
-    """One shortened run of the scenarios on a private broker."""
+def chaos(spark, broker_conf, tmp_path_factory):
+    """One shortened run of the scenarios on the suite's broker and session."""
     tmp = tmp_path_factory.mktemp("chaos")
-    sets = [a for k, v in broker_overrides(tmp / "broker").items() for a in ("--set", f"{k}={v}")]
-    out = tmp / "chaos.json"
-    cmd = [sys.executable, "-m", "kappalake", "--conf-dir", str(CONF_DIR), *sets, "chaos", "--topic", "clickstream", "--kills", "3",
-           *[a for s in SCENARIOS for a in ("--scenario", s)], "--rate", "30", "--workdir", str(tmp / "work"), "--out", str(out)]
-    # Its own session: whatever stops this test also takes down the job and broker it started.
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    # The jobs it kills run on two task slots and shuffle partitions, as the suite's session does.
+    jobs = {**broker_conf, "spark.master": "local[2]", "spark.shuffle_partitions": 2, "spark.conf.spark.ui.enabled": "false"}
+    source = ConfigSource("local", str(CONF_DIR), [], [f"{k}={v}" for k, v in jobs.items()])
+    printed: list[str] = []
+    harness = Chaos(source, tmp / "work", kills=3, rate=30, topics=["clickstream"], say=printed.append, spark=spark)
     try:
-        stdout, stderr = proc.communicate(timeout=2100)
+        results = harness.run(SCENARIOS)
     finally:
-        if proc.poll() is None:  # it stops its jobs and broker on SIGTERM
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-    printed = stdout + stderr[-3000:]
-    results = {s["scenario"]: s for s in json.loads(out.read_text())["scenarios"]} if out.exists() else {}
-    return proc.returncode, printed, results
+        harness.close()
+    return "\n".join([*printed, summary_table(results)]), {r.scenario: asdict(r) for r in results}
 
 
 def _checks(result, kind):
@@ -55,7 +47,7 @@ def _checks(result, kind):
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_after_each_scenario_every_event_is_in_the_lake_once(chaos, scenario):
-    rc, printed, results = chaos
+    printed, results = chaos
     r = results.get(scenario)
     assert r is not None, printed
     assert r["ok"], (r["notes"], [c for c in r["checks"] if not c["ok"]], printed)
@@ -79,7 +71,7 @@ def test_after_each_scenario_every_event_is_in_the_lake_once(chaos, scenario):
 
 
 def test_kills_land_at_the_chosen_points(chaos):
-    _, printed, results = chaos
+    printed, results = chaos
     kills = results["kills"]["kills"]
     # (Random kills are test_restarts' SIGKILL test.)
     assert [k["point"] for k in kills] == ["offsets", "delta_commit", "commits"], printed
@@ -87,8 +79,22 @@ def test_kills_land_at_the_chosen_points(chaos):
     assert all(k["seen"] for k in kills), kills
 
 
-def test_the_command_prints_a_table_per_scenario(chaos):
-    rc, printed, _ = chaos
-    assert rc == 0, printed
+def test_the_command_prints_a_table_per_scenario(chaos, broker_conf, tmp_path):
+    printed, _ = chaos
     for s in SCENARIOS:
         assert any(line.startswith(s) for line in printed.splitlines()), printed
+    # The command as a user runs it, on an external cluster (here: the suite's broker), whose
+    # broker scenario it skips: nothing it does not run is stopped.
+    out = tmp_path / "chaos.json"
+    cmd = [sys.executable, "-m", "kappalake", "--conf-dir", str(CONF_DIR), "--set", "broker.mode=external",
+           "--set", f"kafka.bootstrap_servers=127.0.0.1:{broker_conf['broker.port']}",
+           "--set", "spark.conf.spark.ui.enabled=false", "chaos", "--scenario", "broker",
+           "--workdir", str(tmp_path / "work"), "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert any(line.startswith("scenario") for line in lines) and any(line.startswith("broker") and "skipped" in line
+                                                                      for line in lines), proc.stdout
+    assert "broker: skipped: broker.mode is external" in proc.stdout and f"results: {out}" in proc.stdout
+    [result] = json.loads(out.read_text())["scenarios"]
+    assert result["scenario"] == "broker" and result["ok"] is None

@@ -12,7 +12,6 @@ from pyspark.sql import functions as F
 from kappalake.bi.queries import QUERIES, register_views, run_query
 from kappalake.cli import main
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def table(spark, cfg, name, **options):

@@ -25,7 +25,6 @@ from tests.conftest import make_config
 from tests.stream_harness import batch_through, stream_batches
 from tests.unit.test_gold_transforms import CLICKS, TELEMETRY, at, badge, click
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CHUNKS = 3
 START_MS = int(dt.datetime(2026, 11, 21, 23, 59, 20, tzinfo=dt.timezone.utc).timestamp() * 1000)  # across midnight
 BRONZE = ("key binary, value binary, topic string, partition int, offset long, kafka_timestamp timestamp, "

@@ -33,7 +33,6 @@ from kappalake.quality.quarantine import PAYLOAD_CODES
 from tests.conftest import CONF_DIR, as_yaml, config_values
 from tests.lake_checks import assert_exactly_once, bronze, header, table
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
 AVAILABLE_NOW = TriggerConf(available_now=True)
 PIPELINES = ["bronze_clickstream", "silver_clickstream"]
 CASE_HEADER = "kl-case"

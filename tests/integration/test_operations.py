@@ -23,7 +23,6 @@ from kappalake.pipelines.runner import PipelineError, run_pipelines, start_pipel
 from tests.conftest import as_yaml, config_values, make_config
 from tests.lake_checks import assert_exactly_once, bronze, table
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
 AVAILABLE_NOW = TriggerConf(available_now=True)
 
 

@@ -18,7 +18,6 @@ from kappalake.ingest.simulators.base import parse_ms
 from kappalake.pipelines.reference import reference_rows
 from tests.conftest import CONF_DIR
 
-pytestmark = pytest.mark.integration
 
 
 def consume_all(cfg: Config, topic: str, timeout: float = 60.0) -> list:
@@ -92,6 +91,7 @@ def test_telemetry_with_every_fault_kind_marked_in_headers(cfg, broker_conf, cap
             assert r.key.decode() == json.loads(r.value)["device_id"]
 
 
+@pytest.mark.process
 def test_parallel_processes_send_exactly_the_count(cfg, broker_conf, capsys):
     assert cli(overrides_of(cfg, broker_conf), "produce", "clickstream", "--count", "12000", "--processes", "2",
                "--users", "800", "--quiet") == 0

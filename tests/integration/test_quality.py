@@ -18,7 +18,6 @@ from kappalake.quality.replay import replay_quarantine
 from tests.conftest import CONF_DIR, make_config
 from tests.lake_checks import table
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
 AVAILABLE_NOW = TriggerConf(available_now=True)
 SUITE = CONF_DIR / "expectations" / "silver.clickstream.yaml"
 

@@ -24,7 +24,6 @@ from kappalake.quality.quarantine import valid_rows
 from tests.conftest import make_config
 from tests.lake_checks import later_copies, table
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PIPELINES = ["bronze_clickstream", "silver_clickstream", "gold_page_minute", "gold_sessions"]
 COORDS = ["topic", "partition", "offset"]
 

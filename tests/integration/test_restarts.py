@@ -22,7 +22,6 @@ from kappalake.pipelines.runner import PipelineError, run_pipelines
 from tests.conftest import CONF_DIR, REPO, broker_overrides, config_values, make_config
 from tests.lake_checks import assert_exactly_once
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
 AVAILABLE_NOW = TriggerConf(available_now=True)
 
 
@@ -38,6 +37,7 @@ def _start_ingest_process(overrides_file: Path, log: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, cwd=REPO, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
+@pytest.mark.process
 def test_sigkill_mid_stream_then_restart_keeps_one_row_per_offset(spark, broker_conf, tmp_path):
     overrides = {**broker_conf, "pipelines.bronze_clickstream.source.max_offsets_per_trigger": 300}
     cfg = make_config(overrides, tmp_path)
@@ -47,7 +47,7 @@ def test_sigkill_mid_stream_then_restart_keeps_one_row_per_offset(spark, broker_
         "topics.clickstream.name": cfg.topic_name("clickstream"),
         "topics.telemetry.name": cfg.topic_name("telemetry"),
         "lake.root": cfg.lake.root, "lake.checkpoint_root": cfg.lake.checkpoint_root,
-        "spark.master": "local[2]", "spark.shuffle_partitions": 2,
+        "spark.master": "local[2]", "spark.shuffle_partitions": 2, "spark.conf.spark.ui.enabled": "false",
     })))
     ensure_topics(cfg)
     table = cfg.lake.table_path("bronze.clickstream")
@@ -85,6 +85,7 @@ def test_sigkill_mid_stream_then_restart_keeps_one_row_per_offset(spark, broker_
     assert_exactly_once(spark, cfg, "clickstream", total)
 
 
+@pytest.mark.process
 def test_sigterm_mid_stream_exits_cleanly_and_the_restart_resumes_exactly(spark, broker_conf, tmp_path):
     overrides = {**broker_conf, "pipelines.bronze_clickstream.source.max_offsets_per_trigger": 300}
     cfg = make_config(overrides, tmp_path)
@@ -93,6 +94,7 @@ def test_sigterm_mid_stream_exits_cleanly_and_the_restart_resumes_exactly(spark,
         **overrides, "topics.clickstream.name": cfg.topic_name("clickstream"),
         "topics.telemetry.name": cfg.topic_name("telemetry"), "lake.root": cfg.lake.root,
         "lake.checkpoint_root": cfg.lake.checkpoint_root, "spark.master": "local[2]", "spark.shuffle_partitions": 2,
+        "spark.conf.spark.ui.enabled": "false",
     })))
     ensure_topics(cfg)
     table = cfg.lake.table_path("bronze.clickstream")
@@ -118,6 +120,8 @@ def test_sigterm_mid_stream_exits_cleanly_and_the_restart_resumes_exactly(spark,
     assert took < 60
 
 
+@pytest.mark.process  # a broker of its own, stopped and started
+@pytest.mark.broker
 def test_topics_data_and_stream_progress_survive_broker_restart(spark, tmp_path):
     overrides = broker_overrides(tmp_path / "broker")
     cfg = make_config(overrides, tmp_path)
@@ -148,6 +152,8 @@ def test_topics_data_and_stream_progress_survive_broker_restart(spark, tmp_path)
         broker.stop()
 
 
+@pytest.mark.process  # a broker of its own, stopped and started
+@pytest.mark.broker
 def test_a_stream_waits_through_a_broker_outage_or_fails_fast_naming_kafka(spark, tmp_path):
     """kafka.outage_wait_s: at 5 s a stream started during an outage fails at once, naming Kafka and
     the key; above the outage it waits, then reads everything once from where the failed run left."""

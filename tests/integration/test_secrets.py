@@ -32,7 +32,6 @@ from kappalake.config import ConfigError, load_config, nest_overrides
 from kappalake.transforms.privacy import PAD_COLUMNS
 from tests.conftest import CONF_DIR, REPO, broker_overrides, config_values, free_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PASSWORD_VAR = "KL_TEST_SASL_PASSWORD"
 KEY_VAR = "KL_TEST_PSEUDONYM_KEY"
@@ -208,6 +207,8 @@ def write_yaml(values: dict[str, Any], path: Path) -> Path:
     return path
 
 
+@pytest.mark.process  # a SASL broker of its own, the job and the CLI
+@pytest.mark.broker
 def test_sasl_through_config_alone_and_no_secret_anywhere(tmp_path, secret_values):
     password, key = secret_values[PASSWORD_VAR], secret_values[KEY_VAR]
     forms = {**leak_forms("SASL password", password), **leak_forms("pseudonymisation key", key, hmac_key=True)}
@@ -346,6 +347,7 @@ def test_explain_shows_neither_the_sasl_password_nor_the_key(spark, tmp_path, se
     assert hashed.first()["user_id"] == hmac.new(secret_values[KEY_VAR].encode(), b"u000001", hashlib.sha256).hexdigest()
 
 
+@pytest.mark.process
 def test_pseudonymising_without_a_key_fails_at_start_up(tmp_path):
     from kappalake.pipelines.runner import validate_pipelines
 

@@ -11,7 +11,6 @@ import pytest
 
 from tests.conftest import CONF_DIR, as_yaml, config_values
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SCRIPT = textwrap.dedent("""
     import sys
@@ -36,6 +35,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.process
 def test_stop_spark_ends_the_jvm_it_launched_and_a_new_session_starts(broker_conf, tmp_path):
     conf = as_yaml(config_values(broker_conf, tmp_path), tmp_path / "c.yaml")
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(CONF_DIR), str(conf)], capture_output=True, text=True,

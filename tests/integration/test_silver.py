@@ -20,7 +20,6 @@ from kappalake.quality.quarantine import valid_rows
 from tests.conftest import make_config
 from tests.lake_checks import assert_exactly_once, bronze, event_rows, header, table
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
 AVAILABLE_NOW = TriggerConf(available_now=True)
 PIPELINES = ["bronze_clickstream", "bronze_telemetry", "silver_clickstream", "silver_telemetry",
              "gold_page_minute", "gold_device_minute", "gold_zone_occupancy"]

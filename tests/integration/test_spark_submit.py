@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import REPO, broker_overrides
 
+pytestmark = pytest.mark.process  # the script, as an EMR step or a user runs it
 SCRIPT = REPO / "spark-submit.sh"
 
 
@@ -39,11 +40,9 @@ def test_missing_emr_environment_fails_fast_naming_the_variable():
     assert proc.returncode != 0 and "KAPPALAKE_BOOTSTRAP_SERVERS" in proc.stderr
 
 
-@pytest.mark.slow
-@pytest.mark.integration
 def test_demo_through_spark_submit_locally(tmp_path):
     sets = {**broker_overrides(tmp_path / "broker"), "lake.root": str(tmp_path / "lake"),
-            "lake.checkpoint_root": str(tmp_path / "checkpoints")}
+            "lake.checkpoint_root": str(tmp_path / "checkpoints"), "spark.conf.spark.ui.enabled": "false"}
     args = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
     # One gold pipeline (and, with it, the silver and bronze it reads) keeps the run short.
     proc = subprocess.run([str(SCRIPT), "--master", "local[2]", "--", *args, "demo", "--events", "700",
