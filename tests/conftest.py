@@ -82,14 +82,9 @@ def as_yaml(values: dict[str, Any], path: Path) -> Path:
     """Dotted overrides written as a nested YAML file (for ``--config`` or ``KAPPALAKE_CONFIG``)."""
     import yaml
 
-    tree: dict[str, Any] = {}
-    for dotted, value in values.items():
-        *parents, leaf = dotted.split(".")
-        node = tree
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    path.write_text(yaml.safe_dump(tree))
+    from kappalake.config import nest_overrides
+
+    path.write_text(yaml.safe_dump(nest_overrides(values)))  # map keys with dots (spark.conf) stay whole
     return path
 
 
