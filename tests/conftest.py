@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from kappalake.config import Config, load_config
+from kappalake.config import Config, load_config, nest_overrides
 
 # The JVMs the suite starts as processes (jobs, the CLI, spark-submit, kernels, brokers) compile
 # with C1 only: a short-lived JVM spends ~40% of its CPU in the C2 compiler on code that never
@@ -82,8 +82,6 @@ def as_yaml(values: dict[str, Any], path: Path) -> Path:
     """Dotted overrides written as a nested YAML file (for ``--config`` or ``KAPPALAKE_CONFIG``)."""
     import yaml
 
-    from kappalake.config import nest_overrides
-
     path.write_text(yaml.safe_dump(nest_overrides(values)))  # map keys with dots (spark.conf) stay whole
     return path
 
@@ -147,4 +145,3 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
     session = get_spark(cfg, app_name="kappalake-tests")
     yield session
     session.stop()
-

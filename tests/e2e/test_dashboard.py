@@ -25,6 +25,7 @@ import yaml
 from tests.conftest import CONF_DIR, REPO, free_port
 
 pytestmark = [pytest.mark.process, pytest.mark.browser]
+
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / ".kappalake" / "artifacts"
 # Debian's Chromium on a closed network: no background connections (they are refused, many at a time).

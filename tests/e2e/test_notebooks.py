@@ -22,7 +22,6 @@ nbclient = pytest.importorskip("nbclient")
 
 pytestmark = pytest.mark.process  # a Jupyter kernel with its own Spark JVM
 
-
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = REPO / "notebooks"
 NAMES = ["01_exploring_the_lake", "02_data_quality", "03_streaming_monitor", "04_clickstream_and_fleet_analytics"]

@@ -74,6 +74,7 @@ def test_bench_measures_every_stage(spark, broker_conf, tmp_path):
     assert all(v["met"] in (True, False) for v in t.values())
     assert r["machine"]["cores"] and r["machine"]["versions"]["pyspark"]
 
+
 @pytest.mark.process
 def test_bench_command_prints_the_table_and_writes_the_json(broker_conf, tmp_path):
     config = as_yaml({**broker_conf, "spark.shuffle_partitions": 2}, tmp_path / "bench.yaml")

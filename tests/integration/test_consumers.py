@@ -13,7 +13,6 @@ from kappalake.bi.queries import QUERIES, register_views, run_query
 from kappalake.cli import main
 
 
-
 def table(spark, cfg, name, **options):
     return spark.read.format("delta").options(**options).load(cfg.lake.table_path(name))
 

@@ -19,7 +19,6 @@ from kappalake.pipelines.reference import reference_rows
 from tests.conftest import CONF_DIR
 
 
-
 def consume_all(cfg: Config, topic: str, timeout: float = 60.0) -> list:
     """Every record of ``topic`` (all partitions, from the beginning to the current end)."""
     consumer = KafkaConsumer(**python_client_kwargs(cfg), enable_auto_commit=False, max_partition_fetch_bytes=4 << 20,

@@ -32,7 +32,6 @@ from kappalake.config import ConfigError, load_config, nest_overrides
 from kappalake.transforms.privacy import PAD_COLUMNS
 from tests.conftest import CONF_DIR, REPO, broker_overrides, config_values, free_port
 
-
 PASSWORD_VAR = "KL_TEST_SASL_PASSWORD"
 KEY_VAR = "KL_TEST_PSEUDONYM_KEY"
 USER = "kl-svc"

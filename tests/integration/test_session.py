@@ -11,7 +11,6 @@ import pytest
 
 from tests.conftest import CONF_DIR, as_yaml, config_values
 
-
 SCRIPT = textwrap.dedent("""
     import sys
     from pyspark import SparkContext

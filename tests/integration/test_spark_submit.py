@@ -40,6 +40,7 @@ def test_missing_emr_environment_fails_fast_naming_the_variable():
     assert proc.returncode != 0 and "KAPPALAKE_BOOTSTRAP_SERVERS" in proc.stderr
 
 
+@pytest.mark.broker  # starts (and stops) a broker of its own
 def test_demo_through_spark_submit_locally(tmp_path):
     sets = {**broker_overrides(tmp_path / "broker"), "lake.root": str(tmp_path / "lake"),
             "lake.checkpoint_root": str(tmp_path / "checkpoints"), "spark.conf.spark.ui.enabled": "false"}
