@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -62,7 +64,40 @@ def kernel(demo_lake, jupyter_path: Path, tmp_path_factory: pytest.TempPathFacto
         km = KernelManager(kernel_name="python3")
         km.start_kernel(cwd=str(NOTEBOOKS))
     yield km
+    ports = km.ports
     km.shutdown_kernel(now=True)
+    # A kernel client left open keeps dialling the dead kernel's ports (ZeroMQ reconnects every
+    # 100 ms); once Spark's one-shot result server took one of them, and a collect failed.
+    assert not dialled(ports, 1.0), "something still connects to the stopped kernel's ports"
+
+
+def dialled(ports: list[int], seconds: float) -> list[int]:
+    """The ports (of those that can be bound again) someone connects to within ``seconds``."""
+    listeners = []
+    for port in ports:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the kernel's side may be in TIME_WAIT
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            s.close()
+            continue
+        s.listen()
+        s.setblocking(False)
+        listeners.append((port, s))
+    hit = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and len(hit) < len(listeners):
+        for port, s in listeners:
+            try:
+                s.accept()[0].close()
+                hit.add(port)
+            except BlockingIOError:
+                pass
+        time.sleep(0.05)
+    for _, s in listeners:
+        s.close()
+    return sorted(hit)
 
 
 def execute(name: str, kernel, tmp_path: Path):
@@ -76,6 +111,8 @@ def execute(name: str, kernel, tmp_path: Path):
     except CellExecutionError as exc:
         pytest.fail(f"{name}.ipynb: a cell raised\n{exc}", pytrace=False)
     finally:
+        if client.kc is not None:  # nbclient leaves the client of a kernel it does not own open
+            client.kc.stop_channels()
         nbformat.write(nb, tmp_path / f"{name}.executed.ipynb")
     return nb
 
