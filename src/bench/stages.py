@@ -274,6 +274,17 @@ def _drain(spark: SparkSession, cfg: Config, fed: int, queries: dict, deadline_s
     return None
 
 
+def _settle(queries: list, quiet_s: float, cap_s: float) -> None:
+    """Return once ``queries`` have had no data to read and no batch running for ``quiet_s``
+    (polled every 0.5 s), or after ``cap_s``."""
+    start = quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < quiet_s and time.monotonic() - start < cap_s:
+        _raise_failed(queries)
+        if any(q.status["isDataAvailable"] or q.status["isTriggerActive"] for q in queries):
+            quiet_since = time.monotonic()
+        time.sleep(0.5)
+
+
 def _silver_latency(spark: SparkSession, cfg: Config, from_ms: int) -> dict:
     cdf = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 0)
            .load(cfg.lake.table_path("silver.clickstream")).filter("_change_type = 'insert'"))
@@ -347,7 +358,11 @@ def alert_paths(ctx: Context, rate: int, seconds: float, warmup_s: float, trigge
             _raise_failed(list(queries.values()))
             time.sleep(1)
         producer.stop()
-        time.sleep(max(15.0, 3 * interval_seconds(trigger or "5 seconds")))  # the last episodes' alerts come out
+        # The last episodes' alerts come out once the micro-batch queries have run dry: no data
+        # and no batch for a whole trigger interval (the watermark moves on in a batch of its own).
+        batch = [n for n in names if cfg.pipelines[n].trigger.processing_time]
+        quiet = max(interval_seconds(trigger or cfg.pipelines[n].trigger.processing_time) for n in batch) + 1
+        _settle([queries[n] for n in batch], quiet_s=quiet, cap_s=max(15.0, 3 * quiet))
     finally:
         if producer.is_alive():
             producer.stop()

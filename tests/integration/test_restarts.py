@@ -12,14 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from kappalake.config import TriggerConf, load_config, nest_overrides
+from kappalake.config import TriggerConf, load_config
 from kappalake.ingest.broker import LocalBroker
 from kappalake.ingest.producer import ProduceSpec, produce
 from kappalake.ingest.topics import admin_client, end_offsets, ensure_topics
 from kappalake.pipelines.runner import PipelineError, run_pipelines
-from tests.conftest import CONF_DIR, REPO, broker_overrides, config_values, make_config
+from tests.conftest import CONF_DIR, REPO, as_yaml, broker_overrides, config_values, make_config
 from tests.lake_checks import assert_exactly_once
 
 AVAILABLE_NOW = TriggerConf(available_now=True)
@@ -28,6 +27,17 @@ AVAILABLE_NOW = TriggerConf(available_now=True)
 def _delta_commits(table: str) -> int:
     log = Path(table) / "_delta_log"
     return len(list(log.glob("*.json"))) if log.is_dir() else 0
+
+
+def _job_configs(broker_conf: dict, tmp_path: Path) -> tuple:
+    """The killed job's config (300 offsets per micro-batch, so it is killed amid many batches),
+    the YAML file its process reads, and the in-process restart's config: the same topics, lake
+    and checkpoints, reading what is left in one batch (the batch a kill cut short is replayed
+    with the offsets its log recorded either way)."""
+    values = config_values(broker_conf, tmp_path, **{"pipelines.bronze_clickstream.source.max_offsets_per_trigger": 300})
+    restart = {**values, "pipelines.bronze_clickstream.source.max_offsets_per_trigger": 200_000}
+    return (load_config("local", CONF_DIR, overrides=values), as_yaml(values, tmp_path / "overrides.yaml"),
+            load_config("local", CONF_DIR, overrides=restart))
 
 
 def _start_ingest_process(overrides_file: Path, log: Path) -> subprocess.Popen:
@@ -39,16 +49,7 @@ def _start_ingest_process(overrides_file: Path, log: Path) -> subprocess.Popen:
 
 @pytest.mark.process
 def test_sigkill_mid_stream_then_restart_keeps_one_row_per_offset(spark, broker_conf, tmp_path):
-    overrides = {**broker_conf, "pipelines.bronze_clickstream.source.max_offsets_per_trigger": 300}
-    cfg = make_config(overrides, tmp_path)
-    overrides_file = tmp_path / "overrides.yaml"
-    overrides_file.write_text(yaml.safe_dump(nest_overrides({
-        **overrides,
-        "topics.clickstream.name": cfg.topic_name("clickstream"),
-        "topics.telemetry.name": cfg.topic_name("telemetry"),
-        "lake.root": cfg.lake.root, "lake.checkpoint_root": cfg.lake.checkpoint_root,
-        "spark.master": "local[2]", "spark.shuffle_partitions": 2, "spark.conf.spark.ui.enabled": "false",
-    })))
+    cfg, overrides_file, restart = _job_configs(broker_conf, tmp_path)
     ensure_topics(cfg)
     table = cfg.lake.table_path("bronze.clickstream")
     total = 0
@@ -81,21 +82,13 @@ def test_sigkill_mid_stream_then_restart_keeps_one_row_per_offset(spark, broker_
     total = sum(sent)
     assert total == 8_000
     # Restart (in-process this time) and let it catch up with everything Kafka holds.
-    run_pipelines(spark, cfg, ["bronze_clickstream"], trigger=AVAILABLE_NOW, timeout=600)
+    run_pipelines(spark, restart, ["bronze_clickstream"], trigger=AVAILABLE_NOW, timeout=600)
     assert_exactly_once(spark, cfg, "clickstream", total)
 
 
 @pytest.mark.process
 def test_sigterm_mid_stream_exits_cleanly_and_the_restart_resumes_exactly(spark, broker_conf, tmp_path):
-    overrides = {**broker_conf, "pipelines.bronze_clickstream.source.max_offsets_per_trigger": 300}
-    cfg = make_config(overrides, tmp_path)
-    overrides_file = tmp_path / "overrides.yaml"
-    overrides_file.write_text(yaml.safe_dump(nest_overrides({
-        **overrides, "topics.clickstream.name": cfg.topic_name("clickstream"),
-        "topics.telemetry.name": cfg.topic_name("telemetry"), "lake.root": cfg.lake.root,
-        "lake.checkpoint_root": cfg.lake.checkpoint_root, "spark.master": "local[2]", "spark.shuffle_partitions": 2,
-        "spark.conf.spark.ui.enabled": "false",
-    })))
+    cfg, overrides_file, restart = _job_configs(broker_conf, tmp_path)
     ensure_topics(cfg)
     table = cfg.lake.table_path("bronze.clickstream")
     producer = threading.Thread(target=produce, args=(cfg, ProduceSpec("clickstream", count=3_000, seed=7, rate=600)))
@@ -115,7 +108,7 @@ def test_sigterm_mid_stream_exits_cleanly_and_the_restart_resumes_exactly(spark,
     from kappalake.ops.status import query_status
 
     assert {q["pipeline"]: q for q in query_status(spark, cfg)}["bronze_clickstream"]["state"] == "stopped"
-    run_pipelines(spark, cfg, ["bronze_clickstream"], trigger=AVAILABLE_NOW, timeout=600)
+    run_pipelines(spark, restart, ["bronze_clickstream"], trigger=AVAILABLE_NOW, timeout=600)
     assert_exactly_once(spark, cfg, "clickstream", 3_000)
     assert took < 60
 
