@@ -226,8 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    cfg = None
     try:
         cfg = load_config(args.profile, args.conf_dir, args.config, args.overrides)
+        if args.command in ("topics", "produce", "alerts"):  # kafka-python only: no stream would wait
+            _require_kafka(cfg)
         return COMMANDS[args.command](cfg, args)
     except ConfigError as e:
         print(f"kappalake: configuration error: {e}", file=sys.stderr)
@@ -243,7 +246,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(e, (BrokerError, PipelineError, QualityGateError)):
             print(f"kappalake: {e}", file=sys.stderr)
             return 1
+        from kafka.errors import KafkaError
+
+        if isinstance(e, KafkaError) and cfg is not None:
+            why = str(e) if str(e).startswith(type(e).__name__) else f"{type(e).__name__}: {e}"
+            print(f"kappalake: Kafka at {cfg.bootstrap_servers} did not answer ({why}): {_kafka_advice(cfg)}",
+                  file=sys.stderr)
+            return 1
         raise
+
+
+def _kafka_advice(cfg: Config) -> str:
+    if cfg.broker.mode == "embedded":
+        return "start the embedded broker with `kappalake broker start` (`kappalake broker status` shows it)"
+    return ("check kafka.bootstrap_servers, that the cluster is up and reachable from here, and "
+            "kafka.security_protocol and its credentials")
+
+
+def _require_kafka(cfg: Config) -> None:
+    """Fail at once, naming what to do, when the embedded broker is not running (a stream would
+    otherwise wait ``kafka.outage_wait_s`` for it)."""
+    from kappalake.ingest.broker import BrokerError, LocalBroker
+
+    if cfg.broker.mode == "embedded" and not LocalBroker(cfg.broker).answers():
+        raise BrokerError(f"no Kafka broker answers on {cfg.bootstrap_servers} (broker.mode: embedded): "
+                          f"{_kafka_advice(cfg)}")
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -436,6 +463,8 @@ def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
             trigger = TriggerConf(processing_time=args.processing_time)
         except ValueError as e:
             raise ConfigError(f"--processing-time: {e.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+    if any(cfg.pipelines[n].source.topic for n in names):
+        _require_kafka(cfg)
     spark = get_spark(cfg)
     reports = run_pipelines(spark, cfg, names, trigger=trigger, timeout=args.timeout, on_progress=_print_progress)
     for r in reports:

@@ -86,6 +86,9 @@ class KafkaConf(_Model):
     ssl_cafile: Optional[str] = None
     # Extra Kafka client properties for Spark's source/sink, passed as kafka.<key>.
     options: StrMap = {}
+    # read_committed: streams never see records of aborted (or still open) transactions, as
+    # Kafka's own consumers with exactly-once producers; read_uncommitted reads them too.
+    isolation_level: Literal["read_committed", "read_uncommitted"] = "read_committed"
     # How long a stream waits for an unreachable Kafka (broker down, network cut) before it
     # fails; 0 fails at the first timeout. Either way a restart resumes where it stopped.
     outage_wait_s: int = Field(300, ge=0)
@@ -660,20 +663,26 @@ def _check_secrets(data: dict[str, Any]) -> None:
             )
 
 
-def _interpolate(value: Any, path: tuple[str, ...]) -> Any:
+def _interpolate(value: Any, path: tuple[str, ...], unset: list[tuple[str, str]] | None = None) -> Any:
+    """``${env:...}`` references replaced by their values; every unset variable is named in one error."""
+    top, unset = unset is None, [] if unset is None else unset
     if isinstance(value, dict):
-        return {k: _interpolate(v, (*path, str(k))) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_interpolate(v, (*path, str(i))) for i, v in enumerate(value)]
-    if isinstance(value, str) and "${env:" in value:
+        value = {k: _interpolate(v, (*path, str(k)), unset) for k, v in value.items()}
+    elif isinstance(value, list):
+        value = [_interpolate(v, (*path, str(i)), unset) for i, v in enumerate(value)]
+    elif isinstance(value, str) and "${env:" in value:
         def sub(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
             if name in os.environ:
                 return os.environ[name]
-            if default is not None:
-                return default
-            raise ConfigError(f"{'.'.join(path)} refers to environment variable {name}, which is not set: export {name}")
-        return ENV_REF.sub(sub, value)
+            if default is None:
+                unset.append((".".join(path), name))
+            return default or ""
+        value = ENV_REF.sub(sub, value)
+    if top and unset:
+        refs = "; ".join(f"{key} refers to environment variable {name}" for key, name in unset)
+        names = " ".join(dict.fromkeys(name for _, name in unset))
+        raise ConfigError(f"{refs}, which {'is' if len(unset) == 1 else 'are'} not set: export {names}")
     return value
 
 

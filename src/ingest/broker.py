@@ -101,6 +101,10 @@ class LocalBroker:
             return None
         return pid if "kafka.Kafka" in cmdline and str(self.properties_file) in cmdline else None
 
+    def answers(self) -> bool:
+        """Whether something accepts connections on the broker's port (ours or not)."""
+        return _port_open(self.conf.port)
+
     def status(self) -> BrokerStatus:
         pid = self.pid()
         return BrokerStatus(pid is not None and _port_open(self.conf.port), pid, self.address,

@@ -20,6 +20,8 @@ def python_client_kwargs(cfg: Config) -> dict[str, Any]:
         "bootstrap_servers": cfg.bootstrap_servers.split(","),
         "security_protocol": k.security_protocol,
         "client_id": cfg.app_name,
+        # The first connection waits as long as a stream would for an unreachable Kafka, 30 s at most.
+        "bootstrap_timeout_ms": min(30_000, max(1_000, k.outage_wait_s * 1000)),
     }
     if k.sasl_mechanism == "AWS_MSK_IAM":
         kwargs["sasl_mechanism"] = k.sasl_mechanism  # kafka-python signs with botocore's credentials
@@ -61,6 +63,7 @@ def spark_source_options(cfg: Config, source: SourceConf) -> dict[str, str]:
             "startingOffsets": source.starting_offsets,
             "failOnDataLoss": str(source.fail_on_data_loss).lower(),
             "includeHeaders": "true",
+            "kafka.isolation.level": cfg.kafka.isolation_level,
         }
     )
     opts.update(outage_options(cfg))

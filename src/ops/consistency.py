@@ -2,8 +2,8 @@
 
 Checks, each a :class:`Check` with its figures:
 
-- **bronze**: one row per Kafka offset, none missing (against the topic's retained offsets),
-  none duplicated;
+- **bronze**: one row per record Kafka retains, read at the streams' isolation level (offsets
+  of transaction markers and aborted records hold none), none missing, none duplicated;
 - **silver**: every bronze row is in silver or quarantine (never both), or was dropped as a
   resend of an event that is there; no event twice in silver; nothing in silver that bronze
   does not hold;
@@ -25,6 +25,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from kappalake.config import Config
+from kappalake.ingest.kafka_clients import spark_kafka_options
 from kappalake.pipelines.reprocess import reprocess_range
 from kappalake.quality.quarantine import COORDS
 
@@ -44,35 +45,53 @@ def _exists(spark: SparkSession, path: str) -> bool:
     return DeltaTable.isDeltaTable(spark, path)
 
 
+def kafka_records(spark: SparkSession, cfg: Config, topic: str) -> DataFrame:
+    """``partition``, ``offset`` of every record Kafka holds for ``topic``, read as the streams
+    read it (``kafka.isolation_level``): transaction markers hold no record, and under
+    read_committed neither do aborted transactions' records, so offsets have gaps."""
+    return (spark.read.format("kafka").options(**spark_kafka_options(cfg))
+            .options(**{"subscribe": topic, "startingOffsets": "earliest", "endingOffsets": "latest",
+                        "failOnDataLoss": "false", "kafka.isolation.level": cfg.kafka.isolation_level})
+            .load().select("partition", "offset"))
+
+
 def check_bronze(spark: SparkSession, cfg: Config, pipeline: str) -> Check:
-    """One row per retained Kafka offset of the pipeline's topic: none missing, none duplicated."""
-    from kappalake.ingest.topics import beginning_offsets, end_offsets
+    """One row per record Kafka retains in the pipeline's topic: none missing, none duplicated,
+    none that Kafka's readers do not see (an aborted transaction's record)."""
+    from kappalake.ingest.topics import beginning_offsets
 
     p = cfg.pipelines[pipeline]
     table, topic = p.sink.table, cfg.topic_name(p.source.topic)
     df = spark.read.format("delta").load(cfg.lake.table_path(table)).filter(F.col("topic") == topic)
-    begins, ends = beginning_offsets(cfg, topic), end_offsets(cfg, topic)
+    begins = beginning_offsets(cfg, topic)
     # Offsets below the retained beginning may be in bronze (read before Kafka deleted them).
     begin = F.coalesce(F.create_map(*[F.lit(x) for q, b in begins.items() for x in (q, b)])[F.col("partition")]
                        if begins else F.lit(0), F.lit(0))
-    per_part = {r["partition"]: (r["n"], r["d"], r["held"]) for r in df.groupBy("partition").agg(
-        F.count("*").alias("n"), F.count_distinct("offset").alias("d"),
-        F.count_distinct(F.when(F.col("offset") >= begin, F.col("offset"))).alias("held")).collect()}
-    rows = sum(n for n, _, _ in per_part.values())
-    duplicates = sum(n - d for n, d, _ in per_part.values())
-    kafka = sum(ends[q] - begins.get(q, 0) for q in ends)
-    missing, gaps = 0, []
-    for part, end in sorted(ends.items()):
-        start = begins.get(part, 0)
-        held = per_part.get(part, (0, 0, 0))[2]
-        if held != end - start:
-            missing += end - start - held
-            gaps.append(f"partition {part}: {held} of offsets {start}..{end - 1}")
-    ok = duplicates == 0 and missing == 0
-    detail = "one row per Kafka offset" if ok else "; ".join(
+    held = df.where(F.col("offset") >= begin).select("partition", "offset").distinct()
+    records = kafka_records(spark, cfg, topic).withColumn("in_kafka", F.lit(True))
+    both = (records.join(held.withColumn("in_bronze", F.lit(True)), ["partition", "offset"], "full_outer")
+            .groupBy("partition").agg(F.count("in_kafka").alias("records"),
+                                      F.count(F.when(F.col("in_bronze").isNull(), 1)).alias("missing"),
+                                      F.count(F.when(F.col("in_kafka").isNull(), 1)).alias("unknown"),
+                                      F.min("offset").alias("first"), F.max("offset").alias("last")))
+    per_kafka = {r["partition"]: r for r in both.collect()}
+    per_part = {r["partition"]: (r["n"], r["d"]) for r in df.groupBy("partition").agg(
+        F.count("*").alias("n"), F.count_distinct("offset").alias("d")).collect()}
+    rows = sum(n for n, _ in per_part.values())
+    duplicates = sum(n - d for n, d in per_part.values())
+    kafka = sum(r["records"] for r in per_kafka.values())
+    missing = sum(r["missing"] for r in per_kafka.values())
+    unknown = sum(r["unknown"] for r in per_kafka.values())
+    gaps = [f"partition {part}: {r['records'] - r['missing']} of {r['records']} records in offsets "
+            f"{r['first']}..{r['last']}" + (f", {r['unknown']} rows Kafka's readers do not see "
+                                            f"({cfg.kafka.isolation_level}: an aborted transaction's)"
+                                            if r["unknown"] else "")
+            for part, r in sorted(per_kafka.items()) if r["missing"] or r["unknown"]]
+    ok = duplicates == 0 and missing == 0 and unknown == 0
+    detail = "one row per Kafka record" if ok else "; ".join(
         ([f"{duplicates} duplicated offsets"] if duplicates else []) + gaps)
-    return Check("bronze", table, ok, detail, {"kafka_offsets": kafka, "rows": rows, "duplicates": duplicates,
-                                               "missing": missing})
+    return Check("bronze", table, ok, detail, {"kafka_records": kafka, "rows": rows, "duplicates": duplicates,
+                                               "missing": missing, "not_in_kafka": unknown})
 
 
 def _event_ids(bronze: DataFrame) -> DataFrame:

@@ -9,6 +9,7 @@ idempotent with its own transaction app id; a violated ``fail`` rule stops the q
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
@@ -62,7 +63,9 @@ def validate_pipelines(cfg: Config, names: Iterable[str] | None = None) -> list[
     selected = list(names or cfg.pipelines)
     for name in selected:
         if name not in cfg.pipelines:
-            raise ConfigError(f"unknown pipeline {name!r}; configured pipelines: {', '.join(sorted(cfg.pipelines))}")
+            close = difflib.get_close_matches(name, cfg.pipelines, n=2)
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
+            raise ConfigError(f"unknown pipeline {name!r}; {hint}configured pipelines: {', '.join(sorted(cfg.pipelines))}")
         transform_specs(cfg, name)
         load_suite(cfg, cfg.pipelines[name].sink.table)  # GX checks the suite's types and arguments
     return sorted(selected, key=lambda n: _depth(cfg, n))

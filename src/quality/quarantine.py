@@ -56,9 +56,11 @@ def quarantine_rows(df: DataFrame, pipeline: str) -> DataFrame:
         errors.alias("errors"),
         F.concat_ws("; ", F.concat(F.transform(F.col(ERRORS), describe_code), F.col(DETAILS))).alias("error_text"),
         F.col("topic"), F.col("partition"), F.col("offset"), F.col("kafka_timestamp"),
-        F.col("key").cast("string").alias("key"),
+        # Text columns hold valid UTF-8 for every reader (pyarrow, DuckDB): bytes that are not are
+        # replaced by U+FFFD there, and kept exactly in ``payload``.
+        F.make_valid_utf8(F.col("key").cast("string")).alias("key"),
         F.col("value").alias("payload"),
-        F.col("value").cast("string").alias("payload_text"),
+        F.make_valid_utf8(F.col("value").cast("string")).alias("payload_text"),
         F.col("headers"),
         F.current_timestamp().alias("quarantined_at"),
         F.to_date("kafka_timestamp").alias("kafka_date"),

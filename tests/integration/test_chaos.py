@@ -56,7 +56,7 @@ def test_after_each_scenario_every_event_is_in_the_lake_once(chaos, scenario):
     assert len(bronze) == len(silver) == len(gold) == 1 and len(delta) == 4  # bronze, silver, quarantine, gold
     for c in bronze:
         f = c["figures"]
-        assert f["rows"] == f["kafka_offsets"] > 0 and f["duplicates"] == f["missing"] == 0
+        assert f["rows"] == f["kafka_records"] > 0 and f["duplicates"] == f["missing"] == f["not_in_kafka"] == 0
     # Kafka accepted every event the feed counted; bronze may hold more (a send that failed
     # client-side after the broker had written it), never fewer.
     assert sum(c["figures"]["rows"] for c in bronze) >= sum(r["events"].values())

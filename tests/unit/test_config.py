@@ -31,6 +31,8 @@ def test_shipped_profiles_are_valid(monkeypatch):
     assert max(depth[n] for n in order if n.startswith("silver_")) < min(depth[n] for n in order if n.startswith("gold_"))
     assert cfg.pipelines["alerts_fast"].trigger.continuous and cfg.pipelines["alerts_fast"].sink.topic == "alerts"
     assert cfg.redacted()["privacy"]["secret"] == "******"
+    with pytest.raises(ConfigError, match="unknown pipeline 'silver_clikstream'; did you mean silver_clickstream"):
+        validate_pipelines(cfg, ["silver_clikstream"])
     for var, value in {
         "KAPPALAKE_BOOTSTRAP_SERVERS": "b-1.msk:9096,b-2.msk:9096",
         "KAPPALAKE_KAFKA_USERNAME": "svc",
@@ -48,6 +50,12 @@ def test_shipped_profiles_are_valid(monkeypatch):
     monkeypatch.delenv("KAPPALAKE_PSEUDONYM_SECRET")
     with pytest.raises(ConfigError, match="privacy.secret refers to environment variable KAPPALAKE_PSEUDONYM_SECRET"):
         load_config("emr", CONF)
+    # Every unset variable is named in one message, not one per run.
+    monkeypatch.delenv("KAPPALAKE_LAKE_ROOT")
+    with pytest.raises(ConfigError) as e:
+        load_config("emr", CONF)
+    assert "lake.root refers to environment variable KAPPALAKE_LAKE_ROOT" in str(e.value)
+    assert str(e.value).endswith("are not set: export KAPPALAKE_LAKE_ROOT KAPPALAKE_PSEUDONYM_SECRET")
 
 
 def test_unknown_key_names_key_and_allowed_keys():

@@ -31,6 +31,7 @@ def test_sasl_ssl_pass_through(monkeypatch):
     assert opts["kafka.client.dns.lookup"] == "use_all_dns_ips"
     assert opts["subscribe"] == "clickstream" and opts["failOnDataLoss"] == "true"
     assert opts["maxOffsetsPerTrigger"] == "200000" and opts["startingOffsets"] == "earliest"
+    assert opts["kafka.isolation.level"] == "read_committed"  # aborted transactions stay out of the lake
 
     kw = python_client_kwargs(cfg)
     assert kw["bootstrap_servers"] == ["b1:9096", "b2:9096"]

@@ -82,3 +82,31 @@ def test_a_failed_spark_call_in_a_batch_writer_reports_sparks_error_and_root_cau
                                  "file:/lake/q. SQLSTATE: 58030 (root cause: java.io.IOException: No space left on device)")
     python = "pyspark.errors.StreamingQueryException: [STREAM_FAILED] x\nkappalake.quality.gate.QualityGateError: rule y"
     assert _failure(python).endswith("kappalake.quality.gate.QualityGateError: rule y")
+
+
+
+def test_kafka_unreachable_is_one_line_naming_what_to_do(tmp_path, capsys):
+    import time
+
+    from kappalake.cli import main
+    from tests.conftest import free_port
+
+    port = free_port()  # nothing listens there
+    args = ["--conf-dir", str(CONF), "--set", f"broker.port={port}", "--set", f"broker.data_dir={tmp_path}"]
+    # The embedded broker not running: every command that needs Kafka says so at once (a stream
+    # would otherwise wait kafka.outage_wait_s for it).
+    began = time.monotonic()
+    for command in (["topics", "list"], ["produce", "clickstream", "--count", "5"], ["alerts", "tail", "--max", "1"],
+                    ["ingest", "--pipeline", "bronze_clickstream"]):
+        assert main([*args, *command]) == 1, command
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "Traceback" not in err, err
+        assert f"no Kafka broker answers on 127.0.0.1:{port}" in err and "`kappalake broker start`" in err, err
+    assert time.monotonic() - began < 10
+    # An external cluster that does not answer: kafka-python's error, in one line, and what to check.
+    external = ["--set", "broker.mode=external", "--set", f"kafka.bootstrap_servers=127.0.0.1:{port}",
+                "--set", "kafka.outage_wait_s=2"]  # how long clients wait for it (30 s at most)
+    assert main(["--conf-dir", str(CONF), *external, "topics", "list"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"Kafka at 127.0.0.1:{port} did not answer (KafkaTimeoutError: Unable to bootstrap" in err
+    assert "check kafka.bootstrap_servers" in err
