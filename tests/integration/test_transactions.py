@@ -18,7 +18,7 @@ CHUNK, CHUNKS = 50, 12  # every third transaction aborted: 400 committed events,
 
 
 def test_aborted_transactions_never_reach_the_lake_and_verify_counts_records(spark, broker_conf, tmp_path):
-    cfg = make_config(broker_conf, tmp_path, **{"pipelines.bronze_clickstream.source.max_offsets_per_trigger": 150})
+    cfg = make_config(broker_conf, tmp_path, **{"pipelines.bronze_clickstream.source.max_offsets_per_trigger": 250})
     ensure_topics(cfg, ["clickstream"])
     events = list(records(cfg, ProduceSpec("clickstream", count=CHUNK * CHUNKS, seed=5)))
     committed: set[str] = set()
