@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--workspace", type=Path, default=Path(".kappalake/bench"),
                     help="lakes, checkpoints and copies of the run (cleared first; default .kappalake/bench)")
 
-    vf = sub.add_parser("verify", help="check the lake against Kafka: one bronze row per offset, silver + quarantine "
+    vf = sub.add_parser("verify", help="check the lake against Kafka: one bronze row per Kafka record, silver + quarantine "
                                        "account for bronze, gold = a batch recomputation, Delta versions readable",
                         description="Run once the streams have caught up (e.g. after ingest --available-now). "
                                     "Exits 1 when a check fails.")

@@ -12,7 +12,7 @@ the streaming job as a separate ``kappalake ingest`` process, then does one kind
 - ``maintenance``: reprocess silver and gold, OPTIMIZE and VACUUM, all while streaming.
 
 Then the pipelines catch up (availableNow, on the harness's own session) and :mod:`kappalake.ops.consistency` checks the
-lake: one bronze row per offset, silver + quarantine account for every bronze row, gold equals
+lake: one bronze row per Kafka record, silver + quarantine account for every bronze row, gold equals
 a batch recomputation, every Delta version readable with no dangling files.
 """
 
