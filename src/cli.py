@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--diurnal", action="store_true", help="shape the rate by hour of day (rate = daily mean)")
     pr.add_argument("--scenario", choices=["hot-truck"], default=None,
                     help="telemetry: scripted excursions instead of random ones (hot-truck: truck-0000 engine hot for "
-                         "45 s at 25%% of the run, reefer-0005 cargo warm for 30 s at 55%%, a 4 s blip on truck-0001)")
+                         "45 s at 25%% of the run, reefer-0005 cargo warm for 30 s at 55%%, each for at least six of the "
+                         "vehicle's readings; a 4 s blip on truck-0001)")
     pr.add_argument("--processes", type=int, default=1, help="parallel producer processes with disjoint keys")
     pr.add_argument("--acks", choices=["all", "1", "0"], help="override producer.acks")
     pr.add_argument("--linger-ms", type=int, help="override producer.linger_ms")
@@ -263,14 +264,23 @@ def _kafka_advice(cfg: Config) -> str:
             "kafka.security_protocol and its credentials")
 
 
-def _require_kafka(cfg: Config) -> None:
-    """Fail at once, naming what to do, when the embedded broker is not running (a stream would
-    otherwise wait ``kafka.outage_wait_s`` for it)."""
+def _require_kafka(cfg: Config, connect: bool = False) -> None:
+    """Fail at once, naming what to do, when Kafka is not there at start-up: the embedded broker
+    not running, or (``connect``) an external cluster that does not answer within 10 s. Streams
+    wait ``kafka.outage_wait_s`` only for an outage after they have connected."""
     from kappalake.ingest.broker import BrokerError, LocalBroker
 
     if cfg.broker.mode == "embedded" and not LocalBroker(cfg.broker).answers():
         raise BrokerError(f"no Kafka broker answers on {cfg.bootstrap_servers} (broker.mode: embedded): "
                           f"{_kafka_advice(cfg)}")
+    if cfg.broker.mode == "external" and connect:
+        from kafka import KafkaAdminClient
+
+        from kappalake.ingest.kafka_clients import python_client_kwargs
+
+        kwargs = python_client_kwargs(cfg)  # also proves the security settings and credentials
+        kwargs["bootstrap_timeout_ms"] = min(10_000, kwargs["bootstrap_timeout_ms"])
+        KafkaAdminClient(**kwargs).close()  # KafkaError -> one line in main()
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -464,7 +474,7 @@ def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
         except ValueError as e:
             raise ConfigError(f"--processing-time: {e.errors()[0]['msg'].removeprefix('Value error, ')}") from None
     if any(cfg.pipelines[n].source.topic for n in names):
-        _require_kafka(cfg)
+        _require_kafka(cfg, connect=True)
     spark = get_spark(cfg)
     reports = run_pipelines(spark, cfg, names, trigger=trigger, timeout=args.timeout, on_progress=_print_progress)
     for r in reports:

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import pytest
+
 from kappalake.config import load_config
 from kappalake.ingest.kafka_clients import spark_source_options
 from kappalake.ops.chaos import ConfigSource, Kill, ScenarioResult, summary_table
@@ -85,8 +87,10 @@ def test_a_failed_spark_call_in_a_batch_writer_reports_sparks_error_and_root_cau
 
 
 
-def test_kafka_unreachable_is_one_line_naming_what_to_do(tmp_path, capsys):
+def test_kafka_unreachable_is_one_line_naming_what_to_do(tmp_path, capsys, monkeypatch):
     import time
+
+    import kappalake.session
 
     from kappalake.cli import main
     from tests.conftest import free_port
@@ -110,3 +114,10 @@ def test_kafka_unreachable_is_one_line_naming_what_to_do(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and f"Kafka at 127.0.0.1:{port} did not answer (KafkaTimeoutError: Unable to bootstrap" in err
     assert "check kafka.bootstrap_servers" in err
+    # ingest too, before any Spark starts: the outage wait is for streams that have connected.
+    monkeypatch.setattr(kappalake.session, "get_spark", lambda *a, **k: pytest.fail("Spark started"))
+    began = time.monotonic()
+    assert main(["--conf-dir", str(CONF), *external, "ingest", "--pipeline", "bronze_clickstream"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"Kafka at 127.0.0.1:{port} did not answer (KafkaTimeoutError: Unable to bootstrap" in err
+    assert time.monotonic() - began < 10
