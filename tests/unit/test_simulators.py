@@ -205,3 +205,33 @@ def test_a_scenario_spans_the_whole_run_in_every_producer_process():
                  ProduceSpec("telemetry", count=6000, seed=1, span=600, scenario="hot-truck")):
         assert {s.span_ms() for s in spec.split(3)} == {spec.span_ms()}, spec
     assert ProduceSpec("telemetry", count=6000, seed=1, span=600).span_ms() == 600_000
+
+
+@pytest.mark.parametrize("devices", [20, 200])  # the demo's vehicles report every ~11 s; 200 of them every ~106 s
+def test_hot_truck_excursions_alert_at_any_reporting_period(devices):
+    """The scenario's two long excursions each last at least six of the vehicle's readings, so the
+    10 s rule (conf/base.yaml's limits: engine above 100 C, reefer cargo outside 1..7 C) sees them
+    on every seed however slowly the fleet reports; the 4 s blip never alerts."""
+    from kappalake.transforms.episodes import EpisodeRules, Episodes
+
+    span = 1_800_000  # the demo: 5,000 events over 30 minutes, 400 badge holders
+    limits = {"engine_temp_c": (None, 100.0), "cargo_temp_c": (1.0, 7.0)}
+    for seed in range(1, 11):
+        sim = TelemetrySimulator(REF, seed, START, rate=5000 / 1800, devices=devices, people=400,
+                                 scenario="hot-truck", span_ms=span)
+        machines: dict[tuple[str, str], Episodes] = {}
+        opened = set()
+        for e in sim:
+            r = e.event
+            if parse_ms(r["event_time"]) > START + span:
+                break
+            if r["device_kind"] != "vehicle":
+                continue
+            for metric, (low, high) in limits.items():
+                if r.get(metric) is None or (metric == "cargo_temp_c" and r["vehicle_type"] != "reefer_truck"):
+                    continue
+                key = (r["device_id"], metric)
+                m = machines.setdefault(key, Episodes(EpisodeRules("temperature", metric), r["device_id"]))
+                if any(x["event"] == "open" for x in m.feed(parse_ms(r["event_time"]), r[metric], low, high)):
+                    opened.add(key)
+        assert opened == {("truck-0000", "engine_temp_c"), ("reefer-0005", "cargo_temp_c")}, (seed, sim.period_ms)

@@ -48,19 +48,24 @@ class HotEpisode:
 @dataclass(frozen=True)
 class ForcedEpisode:
     """A scripted temperature excursion: vehicle index, sensor, start as a fraction of the
-    span, length in seconds and how far above the vehicle's normal temperature it peaks."""
+    span, length in seconds and how far above the vehicle's normal temperature it peaks.
+    ``readings``: it lasts at least that many of the vehicle's reporting periods too, so that
+    a slowly reporting vehicle still sends that many readings from inside it (a few lost to
+    faults or quarantine leave the detector enough to judge the excursion by)."""
 
     vehicle: int
     sensor: str
     at: float
     seconds: float
     rise_c: float
+    readings: int = 0
 
 
-# `produce telemetry --scenario hot-truck`: two excursions long enough to alert (10 s rule),
-# one too short to; random episodes are off, so these are the whole ground truth.
+# `produce telemetry --scenario hot-truck`: two excursions long enough to alert (10 s rule) at
+# any reporting period, one too short to; random episodes are off, so these are the whole ground truth.
 SCENARIOS: dict[str, list[ForcedEpisode]] = {
-    "hot-truck": [ForcedEpisode(0, "engine", 0.25, 45, 25.0), ForcedEpisode(5, "cargo", 0.55, 30, 10.0),
+    "hot-truck": [ForcedEpisode(0, "engine", 0.25, 45, 25.0, readings=6),
+                  ForcedEpisode(5, "cargo", 0.55, 30, 10.0, readings=6),
                   ForcedEpisode(1, "engine", 0.40, 4, 25.0)],
 }
 
@@ -214,7 +219,8 @@ class TelemetrySimulator(Simulation):
         if f.sensor == "cargo" and v.cargo_base is None:
             return
         base = v.engine_base if f.sensor == "engine" else v.cargo_base
-        v.hot = HotEpisode(v.device_id, f.sensor, t, t + int(f.seconds * 1000), round(base + f.rise_c, 1))
+        ms = max(f.seconds * 1000, f.readings * self.period_ms * 1.1)  # a period is up to 10% longer
+        v.hot = HotEpisode(v.device_id, f.sensor, t, t + int(ms), round(base + f.rise_c, 1))
         self.episodes.append(v.hot)
 
     def _temperatures(self, t: int, v: Vehicle, dt: float, parked: bool) -> None:
