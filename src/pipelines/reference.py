@@ -8,19 +8,21 @@ stream-static joins of running queries at their next micro-batch.
 from __future__ import annotations
 
 from dataclasses import asdict
+from decimal import Decimal
 
 from pyspark.sql import SparkSession
-from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
+from pyspark.sql.types import DecimalType, DoubleType, IntegerType, StringType, StructField, StructType
 
 from kappalake.config import Config
 from kappalake.ingest.reference import Reference
 from kappalake.lake.tables import ensure_table
 
+MONEY = DecimalType(12, 2)  # EUR, exact: the type of silver's price and of gold's money columns
 SCHEMAS = {
     "products": StructType([
         StructField("product_id", StringType(), False), StructField("name", StringType(), False),
         StructField("category", StringType(), False), StructField("brand", StringType(), False),
-        StructField("base_price", DoubleType(), False), StructField("popularity_rank", IntegerType(), False)]),
+        StructField("base_price", MONEY, False), StructField("popularity_rank", IntegerType(), False)]),
     "zones": StructType([
         StructField("zone_id", StringType(), False), StructField("name", StringType(), False),
         StructField("building", StringType(), False), StructField("capacity", IntegerType(), False),
@@ -29,7 +31,7 @@ SCHEMAS = {
         StructField("plan_id", StringType(), False), StructField("country", StringType(), False),
         StructField("city", StringType(), False), StructField("plan_name", StringType(), False),
         StructField("download_mbps", IntegerType(), False), StructField("upload_mbps", IntegerType(), False),
-        StructField("monthly_price", DoubleType(), False), StructField("currency", StringType(), False)]),
+        StructField("monthly_price", MONEY, False), StructField("currency", StringType(), False)]),
 }
 
 
@@ -48,7 +50,10 @@ def write_reference_tables(spark: SparkSession, cfg: Config) -> dict[str, int]:
         path = cfg.lake.table_path(table)
         schema = SCHEMAS[kind]
         ensure_table(spark, path, schema, [], dict(cfg.lake.table_properties))
-        df = spark.createDataFrame([tuple(r[f.name] for f in schema.fields) for r in rows], schema)
-        df.coalesce(1).write.format("delta").mode("overwrite").save(path)
+        money = {f.name for f in schema.fields if f.dataType == MONEY}
+        df = spark.createDataFrame([tuple(Decimal(str(r[f])) if f in money else r[f] for f in schema.fieldNames())
+                                    for r in rows], schema)
+        # overwriteSchema: a lake written by an older release held prices as double
+        df.coalesce(1).write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(path)
         written[table] = len(rows)
     return written

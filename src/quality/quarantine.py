@@ -30,6 +30,7 @@ _FIELD_TEXT = {
     "format": "not a valid date-time",
     "enum": "not one of the contract's values",
     "range": "outside the contract's range",
+    "precision": "more decimals than the contract's type holds",
 }
 
 

@@ -39,6 +39,7 @@ def parse_events(df: DataFrame, topic: str, max_payload_bytes: int = 256 * 1024)
     ``missing:<f>`` (absent, null, or blank text where null is not allowed), ``wrong_type:<f>``,
     ``pattern:<f>``, ``format:<f>`` (an impossible date-time), ``enum:<f>``,
     ``range:<f>`` (outside the contract's bounds, or a number its Spark type cannot hold),
+    ``precision:<f>`` (more decimals than a decimal field's scale),
     ``version:<n>`` for an unknown ``schema_version``.
 
     Cost per row: one JSON parse into a VARIANT, lookups on it (the contract fields as a struct,
@@ -203,6 +204,11 @@ def _field(types: str, parent: Column, name: str, prop: dict[str, Any], required
         # infinity). try_variant_get gives null for it, which must not pass as "absent".
         fits = raw.isNotNull() if jtype == "integer" else raw.isNotNull() & ~F.isnan(raw) & (F.abs(raw) != float("inf"))
         errors.append(F.when(type_ok & ~fits, F.lit(f"range:{label}")))
+        if contracts.spark_ddl_type(prop).startswith("decimal"):
+            # try_variant_get rounds to the type's scale (19.999 -> 20.00): money that does not
+            # fit exactly is this row's error, never a silently different amount.
+            exact = F.expr(f"try_variant_get(_v, '$.{label}', 'double')") == raw.cast("double")
+            errors.append(F.when(type_ok & fits & ~exact, F.lit(f"precision:{label}")))
     lo, hi = prop.get("minimum"), prop.get("maximum")
     if lo is not None or hi is not None:
         bad = F.lit(False)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, IntegerType, LongType, StructType, TimestampType
+from pyspark.sql.types import DecimalType, DoubleType, IntegerType, LongType, StructType, TimestampType
 
 from kappalake.cli import main
 from kappalake.ingest import contracts
@@ -71,7 +71,7 @@ def test_spark_schema_is_derived_from_the_contract(spark):
     assert isinstance(s, StructType)
     assert list(s.fieldNames()) == list(contracts.schema("clickstream")["properties"])
     types = {f.name: f.dataType for f in s.fields}
-    assert types["event_time"] == TimestampType() and types["price"] == DoubleType()
+    assert types["event_time"] == TimestampType() and types["price"] == DecimalType(12, 2)  # money: exact
     assert types["quantity"] == IntegerType() and types["schema_version"] == IntegerType()
     assert types["geo"].fieldNames() == ["country", "city", "lat", "lon"]
     assert {f.name: f.dataType for f in contracts.spark_schema("telemetry").fields}["odometer_km"] == DoubleType()

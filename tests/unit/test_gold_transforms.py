@@ -16,8 +16,8 @@ from kappalake.transforms.windows import interval_seconds
 
 T0 = dt.datetime(2026, 11, 22, 8, 0)
 CLICKS = ("event_time timestamp, event_type string, session_id string, user_id string, app string, device string, "
-          "page string, referrer string, product_id string, price double, quantity int, buffer_ms int, "
-          "product_category string, product_base_price double")
+          "page string, referrer string, product_id string, price decimal(12,2), quantity int, buffer_ms int, "
+          "product_category string, product_base_price decimal(12,2)")  # silver's money: exact
 TELEMETRY = ("event_time timestamp, device_id string, device_kind string, vehicle_type string, speed_kmh double, "
              "odometer_km double, engine_temp_c double, cargo_temp_c double, fuel_level_pct double, parked boolean, "
              "road_condition string, lat double, lon double, zone_id string, zone_name string, zone_building string, "
@@ -31,8 +31,9 @@ def at(seconds: float, base: dt.datetime = T0) -> dt.datetime:
 def click(s: float, kind: str, session: str = "s1", user: str = "u1", page: str = "/", product: str | None = None,
           price: float | None = None, qty: int | None = None, buffer_ms: int | None = None, app: str = "web",
           base: dt.datetime = T0) -> tuple:
-    return (at(s, base), kind, session, user, app, "desktop", page, None, product, price, qty, buffer_ms,
-            "shoes" if product else None, 100.0 if product else None)
+    money = None if price is None else Decimal(str(price))
+    return (at(s, base), kind, session, user, app, "desktop", page, None, product, money, qty, buffer_ms,
+            "shoes" if product else None, Decimal("100.00") if product else None)
 
 
 def vehicle(s: float, device: str = "truck-0001", vtype: str = "reefer_truck", speed: float = 50.0, odo: float = 100.0,
@@ -196,6 +197,6 @@ def test_fleet_health(spark):
 def test_nulls_and_unknown_products_do_not_break_aggregates(spark):
     df = spark.createDataFrame([click(0, "page_view", page="/product/p999", product="p999"),
                                 click(1, "purchase", page="/checkout", product="p999", price=None, qty=None)], CLICKS)
-    df = df.withColumn("product_category", F.lit(None).cast("string")).withColumn("product_base_price", F.lit(None).cast("double"))
+    df = df.withColumn("product_category", F.lit(None).cast("string")).withColumn("product_base_price", F.lit(None).cast("decimal(12,2)"))
     row = product_demand(df).filter(F.col("window_end") == at(900)).first()
     assert (row["views"], row["units_sold"], row["revenue"], row["category"], row["discount_pct"]) == (1, 0, Decimal("0.00"), None, None)

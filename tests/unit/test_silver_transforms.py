@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+from decimal import Decimal
 
 import pytest
 from chispa import assert_df_equality
@@ -51,7 +52,7 @@ def test_a_valid_event_parses_to_typed_columns(spark):
     row = parse_events(bronze(spark, [CLICK]), "clickstream").first()
     assert row[ERRORS] == [] and row[RESCUED] is None
     assert row["event_time"] == dt.datetime(2026, 11, 22, 8, 0, 0, 123000)
-    assert row["price"] == 59.9 and row["quantity"] == 2 and row["schema_version"] == 1
+    assert row["price"] == Decimal("59.90") and row["quantity"] == 2 and row["schema_version"] == 1
     assert row["geo"]["city"] == "London" and row["geo"]["lat"] == 51.50731
     assert (row["topic"], row["partition"], row["offset"]) == ("clickstream", 0, 0)
 
@@ -90,6 +91,9 @@ def test_hostile_payload_edges_get_precise_codes(spark):
         ({**CLICK, "quantity": 3_000_000_000}, ["range:quantity"]),  # no silent null for an int overflow
         ({**CLICK, "user_id": "u000001\n"}, ["pattern:user_id"]),  # Java's $ would accept the newline
         ({**CLICK, "session_id": "   "}, ["missing:session_id"]),  # blank required text
+        ({**CLICK, "price": 19.999}, ["precision:price"]),  # money is exact: never rounded to 20.00
+        ({**CLICK, "price": 1e13}, ["range:price"]),  # more than decimal(12,2) holds
+        ({**CLICK, "price": 1.999e1}, []),  # exponent notation, exactly 19.99
     ]
     got = errors_of(spark, [p for p, _ in cases])
     assert [sorted(e) for e in got] == [sorted(e) for _, e in cases]
@@ -174,18 +178,18 @@ def test_coarsen_rounds_coordinates(spark):
 
 def test_enrichment_joins_products_and_offers_plans_by_city(spark):
     products = spark.createDataFrame(
-        [("p0007", "Velo Sneakers 0007", "sneakers", "Velo", 80.0, 3)],
-        "product_id string, name string, category string, brand string, base_price double, popularity_rank int")
+        [("p0007", "Velo Sneakers 0007", "sneakers", "Velo", Decimal("80.00"), 3)],
+        "product_id string, name string, category string, brand string, base_price decimal(12,2), popularity_rank int")
     plans = spark.createDataFrame(
-        [("GB-LON-pro", "GB", "London", "pro", 1000, 200, 60.0, "EUR"),
-         ("GB-LON-basic", "GB", "London", "basic", 50, 10, 20.0, "EUR")],
+        [("GB-LON-pro", "GB", "London", "pro", 1000, 200, Decimal("60.00"), "EUR"),
+         ("GB-LON-basic", "GB", "London", "basic", 50, 10, Decimal("20.00"), "EUR")],
         "plan_id string, country string, city string, plan_name string, download_mbps int, upload_mbps int, "
-        "monthly_price double, currency string")
+        "monthly_price decimal(12,2), currency string")
     events = spark.createDataFrame(
         [("e1", "p0007", "GB", "London"), ("e2", "p9999", "GB", "London"), ("e3", None, "FR", "Paris")],
         "event_id string, product_id string, geo_country string, geo_city string")
     out = {r["event_id"]: r for r in enrich_clickstream(events, products, plans).collect()}
-    assert out["e1"]["product_category"] == "sneakers" and out["e1"]["product_base_price"] == 80.0
+    assert out["e1"]["product_category"] == "sneakers" and out["e1"]["product_base_price"] == Decimal("80.00")
     assert out["e2"]["product_category"] is None  # unknown product: kept, not enriched
     assert [p["plan_id"] for p in out["e1"]["offered_plans"]] == ["GB-LON-basic", "GB-LON-pro"]  # cheapest first
     assert out["e3"]["offered_plans"] is None and len(out) == 3

@@ -128,7 +128,10 @@ def spark_schema(topic: str, version: int | None = None):  # -> pyspark.sql.type
             return T.StructType([T.StructField(n, convert(p), True) for n, p in prop["properties"].items()])
         if "x-spark-type" not in prop and t == "array":
             return T.ArrayType(convert(prop["items"]), True)
-        return simple[spark_ddl_type(prop)]
+        ddl_type = spark_ddl_type(prop)
+        if m := re.fullmatch(r"decimal\((\d+),\s*(\d+)\)", ddl_type):
+            return T.DecimalType(int(m[1]), int(m[2]))
+        return simple[ddl_type]
 
     return convert({"type": "object", "properties": schema(topic, version)["properties"]})
 
