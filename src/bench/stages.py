@@ -92,7 +92,7 @@ def preload_topic(ctx: Context) -> dict:
     landed = sum(end_offsets(cfg, ctx.topic).values())
     if landed != ctx.events:
         raise RuntimeError(f"preload: {landed} events in {ctx.topic}, expected {ctx.events}")
-    return {"events": landed, "seconds": round(seconds, 2), "events_per_s": rows_per_s(landed, seconds),
+    return {"events": landed, "seconds": round(seconds, 3), "events_per_s": rows_per_s(landed, seconds),
             "pool": len(pool), "pool_seconds": round(pool_s, 2), "partitions": cfg.topics["clickstream"].partitions}
 
 
@@ -113,7 +113,7 @@ def limit(ctx: Context) -> dict:
      .write.mode("overwrite").parquet(out))
     seconds = time.perf_counter() - start
     rows = ctx.spark.read.parquet(out).count()
-    return {"rows": rows, "seconds": round(seconds, 2), "rows_per_s": rows_per_s(rows, seconds)}
+    return {"rows": rows, "seconds": round(seconds, 3), "rows_per_s": rows_per_s(rows, seconds)}
 
 
 # -- 2, 3, 6: availableNow runs ------------------------------------------------------------------
@@ -131,7 +131,7 @@ def passthrough(ctx: Context) -> dict:
     cfg = ctx.stage_cfg("passthrough")
     seconds, per = _run(ctx, cfg, ["bronze_clickstream"])
     rows = per["bronze_clickstream"]["rows"]
-    return {"rows": rows, "seconds": round(seconds, 2), "rows_per_s": rows_per_s(rows, seconds), "pipelines": per}
+    return {"rows": rows, "seconds": round(seconds, 3), "rows_per_s": rows_per_s(rows, seconds), "pipelines": per}
 
 
 def full(ctx: Context) -> dict:
@@ -141,7 +141,7 @@ def full(ctx: Context) -> dict:
     write_reference_tables(ctx.spark, cfg)
     seconds, per = _run(ctx, cfg, ["bronze_clickstream", "silver_clickstream", *GOLD_CLICKSTREAM])
     silver, quarantined = _count(ctx.spark, cfg, "silver.clickstream"), _count(ctx.spark, cfg, "quarantine.clickstream")
-    return {"events": ctx.events, "seconds": round(seconds, 2), "events_per_s": rows_per_s(ctx.events, seconds),
+    return {"events": ctx.events, "seconds": round(seconds, 3), "events_per_s": rows_per_s(ctx.events, seconds),
             "silver": silver, "quarantine": quarantined, "silver_plus_quarantine": silver + quarantined, "pipelines": per,
             "stage_seconds": {"bronze": per["bronze_clickstream"]["seconds"], "silver": per["silver_clickstream"]["seconds"],
                               "gold": max(per[n]["seconds"] for n in GOLD_CLICKSTREAM)}}
@@ -167,7 +167,7 @@ def quality_cost(ctx: Context) -> dict:
         cfg = cfg.model_copy(update={"quality": cfg.quality.model_copy(update={"suites": suites})})
         seconds, per = _run(ctx, cfg, ["silver_clickstream"])
         rows = per["silver_clickstream"]["rows"]
-        out[label] = {"rows": rows, "seconds": round(seconds, 2), "rows_per_s": rows_per_s(rows, seconds)}
+        out[label] = {"rows": rows, "seconds": round(seconds, 3), "rows_per_s": rows_per_s(rows, seconds)}
     w, wo = out["with_expectations"]["rows_per_s"], out["without_expectations"]["rows_per_s"]
     out["ratio"] = round(w / wo, 3) if wo else None
     return out

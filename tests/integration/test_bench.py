@@ -46,8 +46,9 @@ def test_bench_measures_every_stage(spark, broker_conf, tmp_path):
     # The stamped copies stay valid events: only the pool's injected faults are quarantined.
     assert s["full"]["quarantine"] < 0.05 * events
     assert s["full"]["pipelines"]["gold_page_minute"]["rows"] == s["full"]["silver"]
-    for stage in ("limit", "passthrough"):
-        assert s[stage]["rows_per_s"] == pytest.approx(events / s[stage]["seconds"], rel=0.01)
+    for stage in ("limit", "passthrough"):  # (seconds rounded to the ms, rates to 0.1)
+        sec = s[stage]["seconds"]
+        assert events / (sec + 0.0005) - 0.05 <= s[stage]["rows_per_s"] <= events / (sec - 0.0005) + 0.05, s[stage]
     assert s["quality"]["with_expectations"]["rows"] == s["quality"]["without_expectations"]["rows"] == events
 
     # Latency: measured on the rows the feed sent after warm-up, from the change feed's commit times.
