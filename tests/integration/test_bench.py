@@ -21,8 +21,8 @@ from tests.conftest import CONF_DIR, REPO, as_yaml
 # As small as each stage's checks allow: the soak samples every 2 s (5 samples wanted), alerts
 # run hot from the start of each 40 s period, feeds slow enough that seven queries on the
 # suite's two task slots drain them in seconds.
-TINY = Plan(events=1_000, pool=500, latency_rate=100, latency_s=10, alert_rate=100, alert_s=10,
-            soak_rate=100, soak_s=12, warmup_s=3)
+TINY = Plan(events=1_000, pool=500, latency_rate=100, latency_s=6, alert_rate=100, alert_s=6,
+            soak_rate=100, soak_s=12, warmup_s=2)
 
 
 def test_bench_measures_every_stage(spark, broker_conf, tmp_path):

@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -468,7 +469,9 @@ def test_each_case_is_parsed_or_quarantined_with_its_reasons(landed):
                 wrong.append(f"{case.name}: expected in silver, quarantine says {got.get('quarantine', {}).get('errors')}")
             continue
         actual = {**s, "_rescued_data": s["_rescued_data"] and json.loads(s["_rescued_data"])}
-        diff = {k: (v, actual[k]) for k, v in case.parsed.items() if actual[k] != v}
+        # (money is decimal in silver: 50.26 in the JSON is exactly Decimal("50.26"))
+        diff = {k: (v, actual[k]) for k, v in case.parsed.items()
+                if actual[k] != (Decimal(str(v)) if isinstance(actual[k], Decimal) else v)}
         if diff:
             wrong.append(f"{case.name}: (expected, got) {diff}")
     assert not wrong, "\n".join(wrong)
