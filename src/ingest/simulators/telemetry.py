@@ -32,6 +32,7 @@ KM_PER_DEG_LAT = 111.32
 ENGINE_NORMAL_C = (80.0, 100.0)
 REEFER_NORMAL_C = (1.0, 7.0)
 DWELL_MEAN_S = 900.0  # people stay ~15 minutes in a zone on average
+PERIOD_JITTER = 0.1  # a vehicle's next reading comes after its period +- 10%
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,8 @@ class TelemetrySimulator(Simulation):
             "fuel_level_pct": round(v.fuel, 1), "road_condition": v.road, "parked": parked,
             "zone_id": None, "badge_id": None, "direction": None,
         }, sent)
-        self.schedule(t + max(1, int(self.period_ms * rng.uniform(0.9, 1.1))), lambda now, v=v: self._reading(now, v))
+        gap = self.period_ms * rng.uniform(1 - PERIOD_JITTER, 1 + PERIOD_JITTER)
+        self.schedule(t + max(1, int(gap)), lambda now, v=v: self._reading(now, v))
 
     def _drive(self, t: int, v: Vehicle, km: float) -> None:
         v.odometer += km
@@ -219,7 +221,7 @@ class TelemetrySimulator(Simulation):
         if f.sensor == "cargo" and v.cargo_base is None:
             return
         base = v.engine_base if f.sensor == "engine" else v.cargo_base
-        ms = max(f.seconds * 1000, f.readings * self.period_ms * 1.1)  # a period is up to 10% longer
+        ms = max(f.seconds * 1000, f.readings * self.period_ms * (1 + PERIOD_JITTER))
         v.hot = HotEpisode(v.device_id, f.sensor, t, t + int(ms), round(base + f.rise_c, 1))
         self.episodes.append(v.hot)
 
