@@ -8,6 +8,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kappalake-installed
 PYTEST_ARGS ?=
+# `make test` runs the suite on two pytest-xdist workers (WORKERS=0: in one process).
+WORKERS ?= 2
 
 .PHONY: demo test install prereqs browser broker-fetch clean
 
@@ -15,7 +17,7 @@ demo: install broker-fetch
 	$(BIN)/kappalake demo
 
 test: install broker-fetch browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) $(PYTEST_ARGS)
 
 install: prereqs $(STAMP)
 

@@ -49,11 +49,34 @@ CACHE_DIR = REPO / ".kappalake" / "cache"  # broker jars, shared with `make demo
 NEEDS = {"spark": "spark", "broker_conf": "broker"}
 
 
+# `make test` runs the suite on two workers (pytest-xdist): one worker's Spark waits on a single
+# task, a commit or a process while the other computes (the serial run left the CPU 35% idle).
+# Each worker takes whole modules, so a module's fixtures are built once, and the demo lake's
+# users go to one worker, so it is built once.
+DEMO_LAKE_MODULES = {"tests/e2e/test_dashboard.py", "tests/e2e/test_notebooks.py", "tests/integration/test_consumers.py"}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         for fixture, marker in NEEDS.items():
             if fixture in item.fixturenames:
                 item.add_marker(marker)
+        module = item.nodeid.split("::", 1)[0]
+        if "demo_lake" in item.fixturenames and module not in DEMO_LAKE_MODULES:
+            raise pytest.UsageError(f"{module} uses demo_lake: add it to DEMO_LAKE_MODULES in tests/conftest.py")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "demo_lake" if module in DEMO_LAKE_MODULES else module
+
+    config.option.loadscopereorder = False  # collection order: the slow e2e and integration modules first
+    return ByModule(config, log)
 
 
 def free_port() -> int:
