@@ -542,7 +542,9 @@ def cmd_quarantine(cfg: Config, args: argparse.Namespace) -> int:
         verb = "would move" if args.dry_run else "moved"
         print(f"{name}: {r.examined:,} quarantined records replayed; {verb} {r.moved:,} to "
               f"{cfg.pipelines[name].sink.table}, {r.duplicates:,} duplicates of events already there "
-              f"{'would be ' if args.dry_run else ''}removed, {r.remaining:,} still failing (kept)")
+              f"{'would be ' if args.dry_run else ''}removed, {r.remaining:,} still failing (kept)"
+              + (f"; {r.conflicts:,} conflicting resends not replayed (kept: the table holds their event_id with "
+                 f"other content)" if r.conflicts else ""))
     return 0
 
 

@@ -20,7 +20,7 @@ from kappalake.ingest import contracts
 from kappalake.ingest.simulators.base import SimEvent, iso_ms, parse_ms
 
 FAULT_KINDS = ("duplicate", "late", "out_of_order", "malformed_json", "wrong_type", "missing_field",
-               "extra_field", "oversized", "non_utf8", "future_time", "bad_timestamp", "implausible_value")
+               "extra_field", "oversized", "non_utf8", "future_time", "bad_timestamp", "implausible_value", "conflicting_resend")
 FAULT_HELP = {
     "duplicate": "resend an event (same event_id) a few records later",
     "late": "event_time 2-30 minutes in the past",
@@ -34,6 +34,7 @@ FAULT_HELP = {
     "future_time": "event_time 1-48 hours ahead of when it is sent (a device clock gone wrong)",
     "bad_timestamp": "event_time that is no date (2026-02-30, month 13) or an absurd one (year 1, 1970)",
     "implausible_value": "a well-typed but impossible value (price in the millions, speed over 500 km/h)",
+    "conflicting_resend": "resend an event's event_id with other content (event_time 1-999 ms earlier) a few records later",
 }
 # The field an implausible_value fault sets, per topic, and the range it draws from.
 IMPLAUSIBLE = {"clickstream": ("price", (1e6, 1e8)), "telemetry": ("speed_kmh", (500.0, 5000.0))}
@@ -71,6 +72,7 @@ class FaultRates:
     future_time: float = 0.0
     bad_timestamp: float = 0.0
     implausible_value: float = 0.0
+    conflicting_resend: float = 0.0
     late_minutes: tuple[float, float] = (2.0, 30.0)
     out_of_order_seconds: tuple[float, float] = (2.0, 30.0)
     oversized_bytes: int = 600_000  # below Kafka's default 1 MiB message limit, far above any real event
@@ -138,7 +140,7 @@ class FaultInjector:
                 yield heapq.heappop(resend)[2]
             room = None if limit is None else limit - emitted - len(held) - len(resend)
             kind = self._draw() if active and (room is None or room > 0) else None
-            if kind == "duplicate" and room is not None and room < 2:
+            if kind in ("duplicate", "conflicting_resend") and room is not None and room < 2:
                 kind = None
             if kind is None:
                 if room is None or room > 0:
@@ -150,6 +152,12 @@ class FaultInjector:
                 emitted += 1
                 yield Record(ev.key, ev.event, (), ev.due_ms)
                 heapq.heappush(resend, (seq + self.rng.randint(1, 200), seq, self._mark(ev, ev.event, kind)))
+            elif kind == "conflicting_resend":
+                emitted += 1
+                yield Record(ev.key, ev.event, (), ev.due_ms)
+                moved = iso_ms(parse_ms(ev.event["event_time"]) - self.rng.randint(1, 999))
+                rec = self._mark(ev, dict(ev.event, event_time=moved), kind, "event_time")
+                heapq.heappush(resend, (seq + self.rng.randint(1, 200), seq, rec))
             elif kind == "out_of_order":
                 delay = int(self.rng.uniform(*self.rates.out_of_order_seconds) * 1000)
                 rec = self._mark(ev, ev.event, kind)

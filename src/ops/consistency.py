@@ -4,9 +4,10 @@ Checks, each a :class:`Check` with its figures:
 
 - **bronze**: one row per record Kafka retains, read at the streams' isolation level (offsets
   of transaction markers and aborted records hold none), none missing, none duplicated;
-- **silver**: every bronze row is in silver or quarantine (never both), or was dropped as a
-  resend of an event that is there; no event twice in silver; nothing in silver that bronze
-  does not hold;
+- **silver**: every bronze row is in silver or quarantine (never both), or was dropped as an
+  identical resend (same event_id, same bytes) of a record that is there; a resend with other
+  content is in quarantine (``conflicting_resend``), never dropped; no event twice in silver;
+  nothing in silver that bronze does not hold;
 - **gold**: the table equals a batch recomputation from silver with the same code (a dry-run
   reprocess: nothing added, nothing removed);
 - **delta**: every version in the log is readable and references only files that exist.
@@ -28,6 +29,7 @@ from kappalake.config import Config
 from kappalake.ingest.kafka_clients import spark_kafka_options
 from kappalake.pipelines.reprocess import reprocess_range
 from kappalake.quality.quarantine import COORDS
+from kappalake.transforms.dedup import CONFLICT
 
 
 @dataclass
@@ -107,7 +109,8 @@ def check_bronze(spark: SparkSession, cfg: Config, pipeline: str) -> Check:
 
 
 def _event_ids(bronze: DataFrame) -> DataFrame:
-    return bronze.select(*COORDS, F.get_json_object(F.col("value").cast("string"), "$.event_id").alias("event_id"))
+    return bronze.select(*COORDS, F.get_json_object(F.col("value").cast("string"), "$.event_id").alias("event_id"),
+                         F.xxhash64("value").alias("content"))
 
 
 def check_silver(spark: SparkSession, cfg: Config, pipeline: str) -> Check:
@@ -117,31 +120,40 @@ def check_silver(spark: SparkSession, cfg: Config, pipeline: str) -> Check:
     read = lambda name: spark.read.format("delta").load(cfg.lake.table_path(name))  # noqa: E731
     bronze = _event_ids(read(p.source.table)).persist()
     silver = read(table).select(*COORDS, "event_id").persist()
-    quarantine = (read(p.sink.quarantine).select(*COORDS) if p.sink.quarantine and
-                  _exists(spark, cfg.lake.table_path(p.sink.quarantine)) else None)
+    quarantined = (read(p.sink.quarantine).filter(F.col("pipeline") == pipeline) if p.sink.quarantine and
+                   _exists(spark, cfg.lake.table_path(p.sink.quarantine)) else None)
+    quarantine = quarantined.select(*COORDS) if quarantined is not None else None
     try:
         landed = silver.select(*COORDS)
         if quarantine is not None:
             landed = landed.unionByName(quarantine)
         in_both = silver.join(quarantine, COORDS, "left_semi").count() if quarantine is not None else 0
-        elsewhere = bronze.join(landed, COORDS, "left_anti")
-        known = silver.select("event_id")
-        if quarantine is not None:
-            known = known.unionByName(bronze.join(quarantine, COORDS, "left_semi").select("event_id"))
-        resends = elsewhere.join(known.distinct(), "event_id", "left_semi").count()
-        lost = elsewhere.count() - resends
+        elsewhere = bronze.join(landed, COORDS, "left_anti").persist()
+        # What a dropped row may be a copy of: a landed record's event id and payload.
+        versions = bronze.join(landed, COORDS, "left_semi").select("event_id", "content").distinct()
+        identical = elsewhere.join(versions, ["event_id", "content"], "left_semi")
+        other = elsewhere.join(versions, ["event_id", "content"], "left_anti")
+        resends = identical.count()
+        conflicts_lost = other.join(versions.select("event_id").distinct(), "event_id", "left_semi").count()
+        lost = elsewhere.count() - resends - conflicts_lost
+        elsewhere.unpersist()
+        conflicts = quarantined.filter(F.col("reason") == CONFLICT).count() if quarantined is not None else 0
         rows, q_rows, b_rows = silver.count(), quarantine.count() if quarantine is not None else 0, bronze.count()
         twice = rows - silver.select("event_id").distinct().count()
         phantom = landed.join(bronze, COORDS, "left_anti").count()
     finally:
         bronze.unpersist()
         silver.unpersist()
-    figures = {"bronze_rows": b_rows, "rows": rows, "quarantined": q_rows, "resends_dropped": resends, "lost": lost,
+    figures = {"bronze_rows": b_rows, "rows": rows, "quarantined": q_rows, "conflicting_resends": conflicts,
+               "resends_dropped": resends, "conflicts_dropped": conflicts_lost, "lost": lost,
                "duplicate_events": twice, "in_both": in_both, "not_in_bronze": phantom}
     problems = [f"{n} {what}" for n, what in ((lost, "bronze rows in neither silver nor quarantine"),
+                                              (conflicts_lost, "resends with other content than the landed copy "
+                                                               "in neither silver nor quarantine"),
                                               (twice, "events twice in silver"), (in_both, "rows in both"),
                                               (phantom, "rows bronze does not hold")) if n]
-    detail = (f"{b_rows} bronze rows = {rows} in silver + {q_rows} quarantined + {resends} resends dropped"
+    detail = (f"{b_rows} bronze rows = {rows} in silver + {q_rows} quarantined ({conflicts} conflicting resends) + "
+              f"{resends} identical resends dropped"
               if not problems else "; ".join(problems))
     return Check("silver", table, not problems, detail, figures)
 

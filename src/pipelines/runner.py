@@ -37,6 +37,7 @@ from kappalake.quality.metrics import PARTITION_BY as METRICS_PARTITIONS, SCHEMA
 from kappalake.quality.quarantine import quarantine_rows, valid_rows
 from kappalake.quality.rules import type_violations
 from kappalake.quality.suites import check_columns, load_suite
+from kappalake.transforms.dedup import settle
 from kappalake.transforms.parse import ERRORS
 from kappalake.transforms.registry import TransformSpec, check_spec, get_transform
 
@@ -81,6 +82,10 @@ def transform_specs(cfg: Config, name: str) -> list[TransformSpec]:
         if spec.needs_secret and cfg.privacy.secret is None:
             raise ConfigError(f"pipelines.{name}.transforms[{i}] ({spec.name}) needs privacy.secret: "
                               "set privacy.secret: ${env:KAPPALAKE_PSEUDONYM_SECRET} and export it")
+        if spec.name == "dedup" and i != len(cfg.pipelines[name].transforms) - 1:
+            raise ConfigError(f"pipelines.{name}.transforms[{i}] (dedup) must be the last transform: on a stream it "
+                              f"settles which copy of an event is kept once per micro-batch, after the whole chain; "
+                              f"move it to the end")
         specs.append(spec)
     return specs
 
@@ -247,25 +252,26 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
     check_checkpoint(spark, cfg, name, df)
     if p.sink.topic is not None:
         return _start_kafka_sink(spark, cfg, name, df, trigger)
+    shape = settle(spark.createDataFrame([], df.schema))  # the columns of a micro-batch as written
     path = cfg.lake.table_path(p.sink.table)
     props = dict(cfg.lake.table_properties)
     qpath = None
     if p.sink.quarantine:
-        if ERRORS not in df.columns:
+        if ERRORS not in shape.columns:
             raise ConfigError(f"pipelines.{name}.sink.quarantine needs a transform that reports errors (parse_events)")
         qpath = cfg.lake.table_path(p.sink.quarantine)
     named = p.sink.keys + p.sink.partition_by + [k for k in (p.sink.time_column,) if k]
-    missing = [k for k in named + ([p.sink.publish_key] if p.sink.publish else []) if k not in df.columns]
+    missing = [k for k in named + ([p.sink.publish_key] if p.sink.publish else []) if k not in shape.columns]
     if missing:
         raise ConfigError(f"pipelines.{name}.sink names columns the transforms do not produce: {', '.join(missing)}; "
-                          f"columns: {', '.join(df.columns)}")
-    gate = quality_gate(cfg, name, df)
+                          f"columns: {', '.join(shape.columns)}")
+    gate = quality_gate(cfg, name, shape)
     if qpath is not None:
-        ensure_table(spark, qpath, quarantine_rows(gate.evaluate(df), name).schema, ["kafka_date"], props)
+        ensure_table(spark, qpath, quarantine_rows(gate.evaluate(shape), name).schema, ["kafka_date"], props)
     mpath = cfg.lake.table_path(cfg.quality.metrics_table) if gate is not None else None
     if mpath is not None:
         ensure_table(spark, mpath, METRICS_SCHEMA, METRICS_PARTITIONS, props)
-    ensure_table(spark, path, sink_schema(cfg, name, df), p.sink.partition_by, props)
+    ensure_table(spark, path, sink_schema(cfg, name, shape), p.sink.partition_by, props)
     if p.sink.publish:
         _ensure_output_topics(cfg, name, [p.sink.publish])
     delivery = BatchDelivery(spark, cfg, name, p.sink)
@@ -278,6 +284,7 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
         app_id = f"kappalake/{name}/{query_id.get()}"
+        batch = settle(batch)
         if gate is None:
             if not delivery.active:
                 write_sink(batch, p.sink, path, app_id, batch_id)

@@ -12,6 +12,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from kappalake.quality.gate import DETAILS, FAILED, OUTCOME, QUALITY_COLUMNS
+from kappalake.transforms.dedup import CONFLICT
 from kappalake.transforms.parse import ERRORS, is_valid
 
 RAW_ONLY = ["key", "value", "headers", ERRORS]
@@ -22,6 +23,7 @@ _CODE_TEXT = {
     "oversized": "payload is larger than the contract's size limit",
     "malformed_json": "payload is not valid JSON",
     "not_an_object": "payload is JSON but not an object",
+    CONFLICT: "an earlier record has this event_id with other content (that one is the event; this one is kept here)",
 }
 _FIELD_TEXT = {
     "missing": "required field missing or null",
@@ -49,7 +51,8 @@ def quarantine_rows(df: DataFrame, pipeline: str) -> DataFrame:
     bad = df.filter(F.col(OUTCOME) == "quarantined")
     errors = F.col(FAILED)
     reason = errors.getItem(0)
-    stage = (F.when(reason.isin(*PAYLOAD_CODES), "parse").when(F.size(ERRORS) > 0, "contract").otherwise("expectations"))
+    stage = (F.when(reason.isin(*PAYLOAD_CODES), "parse").when(reason == CONFLICT, "dedup")
+             .when(F.size(ERRORS) > 0, "contract").otherwise("expectations"))
     return bad.select(
         F.lit(pipeline).alias("pipeline"),
         stage.alias("stage"),

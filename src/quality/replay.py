@@ -4,7 +4,8 @@ Quarantined rows keep the raw Kafka record, so they can be run again through the
 current transforms and quality gate (a static batch: the same functions the stream runs).
 Rows that now pass are appended to the pipeline's table and deleted from the quarantine;
 rows whose event is already in the table (its dedup key) are duplicates and only deleted;
-the rest stay, with their reasons updated to the current rules' verdict. Idempotent: a row already in the table (by Kafka coordinates) is
+the rest stay, with their reasons updated to the current rules' verdict. Conflicting resends
+(an event_id the table holds with other content) are not re-judged: they stay. Idempotent: a row already in the table (by Kafka coordinates) is
 never appended again, so a rerun, or a rerun after a crash between the two commits, moves
 nothing twice. Run one replay per pipeline at a time; the stream may keep running (its
 appends do not conflict with the replay's delete under Delta's WriteSerializable isolation).
@@ -21,6 +22,7 @@ from pyspark.sql import functions as F
 from kappalake.config import Config, ConfigError
 from kappalake.pipelines.runner import build_checked_batch, transform_specs
 from kappalake.quality.quarantine import COORDS, delete_quarantined, quarantine_rows, upsert_quarantined, valid_rows
+from kappalake.transforms.dedup import CONFLICT
 
 
 @dataclass
@@ -30,6 +32,7 @@ class ReplayReport:
     moved: int = 0        # appended to the table now
     duplicates: int = 0   # passed, but their event is already in the table
     remaining: int = 0    # still failing: left in quarantine
+    conflicts: int = 0    # conflicting resends: not replayed, left in quarantine
 
 
 def replay_pipelines(cfg: Config) -> list[str]:
@@ -48,6 +51,9 @@ def replay_quarantine(spark: SparkSession, cfg: Config, pipeline: str, dry_run: 
     if not DeltaTable.isDeltaTable(spark, qpath) or not DeltaTable.isDeltaTable(spark, path):
         return report
     quarantined = spark.read.format("delta").load(qpath).filter(F.col("pipeline") == pipeline)
+    # Alone, a conflicting resend would pass and be taken for a duplicate of the event it conflicts with.
+    report.conflicts = quarantined.filter(F.col("reason") == CONFLICT).count()
+    quarantined = quarantined.filter(F.col("reason") != CONFLICT)
     raw = quarantined.select(
         F.col("key").cast("binary").alias("key"), F.col("payload").alias("value"), *COORDS,
         "kafka_timestamp", "headers").persist()

@@ -4,7 +4,8 @@ Every record is a named case sent as raw bytes (so invalid UTF-8 and tombstones 
 with a ``kl-case`` header, interleaved with valid events. After the run each case is found in
 bronze by its header and must be in silver with the expected values, or in quarantine with
 exactly the expected reasons, its raw bytes and its Kafka coordinates; nothing is lost but the
-second copy of an exact duplicate. The stream never stops and takes new events afterwards.
+second copy of an exact duplicate (a resend with other content is quarantined). The stream never
+stops and takes new events afterwards.
 """
 
 from __future__ import annotations
@@ -373,7 +374,12 @@ def interleave(hostile: list[Case], valid: list[Case]) -> list[Case]:
 CORPUS = corpus()
 VALID = valid_events(41, 30, "valid")
 DUPLICATE = VALID[0]  # sent twice, byte for byte: dedup keeps one copy
-ROUND_1 = interleave(CORPUS, VALID[1:]) + [VALID[0], Case("valid_0_again", "duplicate", DUPLICATE.value, DUPLICATE.key)]
+# Sent after the original: the same event_id, another sent_at; quarantined, the original stays the event.
+CONFLICTING = Case("valid_1_changed", "conflicting_resend",
+                   js({**json.loads(VALID[1].value), "sent_at": iso(NOW - timedelta(seconds=28))}), VALID[1].key,
+                   reasons=("conflicting_resend",))
+ROUND_1 = interleave(CORPUS, VALID[1:]) + [VALID[0], Case("valid_0_again", "duplicate", DUPLICATE.value, DUPLICATE.key),
+                                           CONFLICTING]
 ROUND_2 = valid_events(42, 20, "after")
 
 
@@ -454,7 +460,7 @@ def test_the_stream_never_stopped_and_read_everything(hostile):
 
 def test_each_case_is_parsed_or_quarantined_with_its_reasons(landed):
     wrong = []
-    for case in CORPUS + VALID + ROUND_2:
+    for case in CORPUS + VALID + [CONFLICTING] + ROUND_2:
         got = landed[case.name]
         if case.reasons:
             q = got.get("quarantine")
@@ -498,7 +504,8 @@ def test_quarantine_rows_keep_the_raw_record_and_say_why(hostile, landed):
         assert q["kafka_timestamp"] == b["kafka_timestamp"]
         assert q["payload"] == case.value, case.name
         assert q["key"] == (None if case.key is None else case.key.decode("utf-8", "replace")), case.name
-        stage = "parse" if q["reason"] in PAYLOAD_CODES else "contract" if ":" in q["reason"] else "expectations"
+        stage = ("parse" if q["reason"] in PAYLOAD_CODES else "contract" if ":" in q["reason"] else
+                 "dedup" if q["reason"] == "conflicting_resend" else "expectations")
         assert q["stage"] == stage and q["error_text"], (case.name, q["stage"], q["error_text"])
 
 

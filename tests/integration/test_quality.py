@@ -15,6 +15,7 @@ from kappalake.ingest.topics import ensure_topics
 from kappalake.pipelines.reference import write_reference_tables
 from kappalake.pipelines.runner import PipelineError, run_pipelines, start_pipeline
 from kappalake.quality.replay import replay_quarantine
+from kappalake.transforms.dedup import CONFLICT
 from tests.conftest import CONF_DIR, make_config
 from tests.lake_checks import table
 
@@ -91,20 +92,23 @@ def test_replay_moves_records_that_pass_after_a_fix_once(spark, bronze_lake):
     silver, quarantine = "silver.clickstream_replay", "quarantine.clickstream_replay"
     q = table(spark, strict, quarantine)
     capped = q.filter(F.array_contains("errors", "price_below_50") & (F.size("errors") == 1)).count()
-    other = q.count() - capped
-    assert capped > 20 and other > 0
+    conflicts = q.filter(F.col("reason") == CONFLICT).count()
+    other = q.count() - capped - conflicts
+    assert capped > 20 and other > 0 and conflicts == bronze_lake[3].faults["conflicting_resend"] > 0
     before = table(spark, strict, silver).count()
 
     # The fix: the rule was wrong. Same pipeline, default suite.
     fixed = config_for(bronze_lake, "replay")
     report = replay_quarantine(spark, fixed, "silver_clickstream")
-    assert (report.examined, report.moved, report.duplicates, report.remaining) == (capped + other, capped, 0, other)
+    # Conflicting resends are not replayed: alone they would pass and be taken for duplicates.
+    assert (report.examined, report.moved, report.duplicates, report.remaining, report.conflicts) == \
+        (capped + other, capped, 0, other, conflicts)
     assert table(spark, fixed, silver).count() == before + capped
-    assert table(spark, fixed, quarantine).count() == other
+    assert table(spark, fixed, quarantine).count() == other + conflicts
     assert table(spark, fixed, quarantine).filter(F.array_contains("errors", "price_below_50")).count() == 0
 
     again = replay_quarantine(spark, fixed, "silver_clickstream")
-    assert (again.examined, again.moved, again.remaining) == (other, 0, other)
+    assert (again.examined, again.moved, again.remaining, again.conflicts) == (other, 0, other, conflicts)
     # Every bronze row is in silver or quarantine, or a resent duplicate; none twice.
     coords = ["topic", "partition", "offset"]
     b = table(spark, fixed, "bronze.clickstream")

@@ -15,8 +15,10 @@ from kappalake.ingest.faults import FaultRates
 from kappalake.ingest.producer import ProduceSpec, produce
 from kappalake.ingest.topics import ensure_topics
 from kappalake.pipelines.reference import write_reference_tables
+from kappalake.ops.consistency import check_silver
 from kappalake.pipelines.runner import build_checked_batch, run_pipelines, start_pipeline
-from kappalake.quality.quarantine import valid_rows
+from kappalake.quality.quarantine import quarantine_rows, valid_rows
+from kappalake.transforms.dedup import CONFLICT
 from tests.conftest import make_config
 from tests.lake_checks import assert_exactly_once, bronze, event_rows, header, table
 
@@ -24,7 +26,8 @@ AVAILABLE_NOW = TriggerConf(available_now=True)
 PIPELINES = ["bronze_clickstream", "bronze_telemetry", "silver_clickstream", "silver_telemetry",
              "gold_page_minute", "gold_device_minute", "gold_zone_occupancy"]
 QUARANTINED = {"malformed_json", "missing_field", "wrong_type", "non_utf8", "oversized",  # the contract
-               "future_time", "bad_timestamp", "implausible_value"}  # the expectations (conf/expectations)
+               "future_time", "bad_timestamp", "implausible_value",  # the expectations (conf/expectations)
+               "conflicting_resend"}  # dedup: an event_id seen before with other content
 PLAUSIBLE = {"clickstream": "price_plausible", "telemetry": "speed_plausible"}
 SECRET = "kappalake-local-development-only"
 
@@ -94,9 +97,10 @@ def test_quarantine_rows_say_why_and_keep_the_raw_payload(spark, lake, topic):
         expected = {"malformed_json": "malformed_json", "non_utf8": "not_utf8", "oversized": "oversized",
                     "missing_field": f"missing:{r['field']}", "wrong_type": f"wrong_type:{r['field']}",
                     "future_time": "event_time_not_in_future", "implausible_value": PLAUSIBLE[topic],
-                    "bad_timestamp": "format:event_time" if impossible_date else "event_time_plausible"}[r["fault"]]
+                    "bad_timestamp": "format:event_time" if impossible_date else "event_time_plausible",
+                    "conflicting_resend": "conflicting_resend"}[r["fault"]]
         assert expected in r["errors"], (r["fault"], r["field"], r["errors"])
-        stage = {"malformed_json": "parse", "non_utf8": "parse", "oversized": "parse"}.get(
+        stage = {"malformed_json": "parse", "non_utf8": "parse", "oversized": "parse", "conflicting_resend": "dedup"}.get(
             r["fault"], "contract" if ":" in expected else "expectations")
         assert r["stage"] == stage and r["error_text"], (r["fault"], r["stage"], r["error_text"])
 
@@ -163,6 +167,32 @@ def test_stream_and_batch_give_the_same_silver(spark, lake, topic):
     assert_df_equality(event_rows(streamed.select(*batch.columns)), event_rows(batch), ignore_row_order=True,
                        ignore_nullable=True)
     assert streamed.count() == batch.count()
+
+
+@pytest.mark.parametrize("topic", ["clickstream", "telemetry"])
+def test_conflicting_resends_are_quarantined_as_the_batch_does_and_verify_counts_them(spark, lake, topic):
+    """A resend of an event_id with other content is visible, in quarantine; verify tells it from an
+    identical resend (dropped) and fails when one vanishes, as dedup let it before."""
+    cfg, sent = lake
+    name, coords = f"silver_{topic}", ["topic", "partition", "offset"]
+    static = spark.read.format("delta").load(cfg.lake.table_path(f"bronze.{topic}"))
+    batch = quarantine_rows(build_checked_batch(spark, cfg, name, static), name).filter(F.col("reason") == CONFLICT)
+    streamed = table(spark, cfg, f"quarantine.{topic}").filter(F.col("reason") == CONFLICT)
+    assert sorted(streamed.select(*coords).collect()) == sorted(batch.select(*coords).collect())
+    assert streamed.count() == sent[topic].faults["conflicting_resend"] > 0
+    check = check_silver(spark, cfg, name)
+    assert check.ok, check.detail
+    assert check.figures["conflicting_resends"] == sent[topic].faults["conflicting_resend"]
+    assert check.figures["resends_dropped"] == sent[topic].faults["duplicate"]
+    # Today's lake had the conflicts dropped: a quarantine without them fails verify, by name.
+    table(spark, cfg, f"quarantine.{topic}").filter(F.col("reason") != CONFLICT).write.format("delta") \
+        .save(cfg.lake.table_path(f"quarantine.{topic}_without_conflicts"))
+    p = cfg.pipelines[name]
+    sink = p.sink.model_copy(update={"quarantine": f"quarantine.{topic}_without_conflicts"})
+    dropped = cfg.model_copy(update={"pipelines": {**cfg.pipelines, name: p.model_copy(update={"sink": sink})}})
+    check = check_silver(spark, dropped, name)
+    assert not check.ok and check.figures["conflicts_dropped"] == sent[topic].faults["conflicting_resend"]
+    assert "resends with other content than the landed copy in neither silver nor quarantine" in check.detail
 
 
 def test_rerun_adds_nothing(spark, lake):

@@ -203,6 +203,14 @@ def test_unknown_transform_fails_before_start():
         validate_pipelines(cfg)
 
 
+def test_dedup_must_be_the_last_transform():
+    cfg = load_config("local", CONF, overrides={"pipelines.silver_telemetry.transforms": [
+        {"name": "parse_events", "topic": "telemetry"}, "dedup", "normalise"]})
+    with pytest.raises(ConfigError, match=r"pipelines.silver_telemetry.transforms\[1\] \(dedup\) must be the last "
+                                          r"transform.*move it to the end"):
+        validate_pipelines(cfg, ["silver_telemetry"])
+
+
 def test_cli_reports_config_error_with_exit_code_2(capsys):
     assert main(["--conf-dir", str(CONF), "--set", "broker.port=abc", "config", "validate"]) == 2
     out = capsys.readouterr().err

@@ -12,7 +12,7 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from kappalake.transforms.dedup import dedup
+from kappalake.transforms.dedup import CONFLICT, dedup, settle
 from kappalake.transforms.enrich import enrich_clickstream, enrich_telemetry
 from kappalake.transforms.normalise import normalise
 from kappalake.transforms.parse import ERRORS, RESCUED, parse_events
@@ -154,6 +154,42 @@ def test_dedup_keeps_one_of_each_event_id_and_never_merges_broken_rows(spark):
     valid = out.filter(F.size(ERRORS) == 0)
     assert sorted(r["event_id"] for r in valid.collect()) == sorted([CLICK["event_id"], other["event_id"], late["event_id"]])
     assert out.filter(F.size(ERRORS) > 0).count() == 4  # each broken row kept on its own
+
+
+# Arrival order (offset = seconds after T0): an event, its conflicting resend in the same batch, an
+# identical copy and a second conflicting version later, another event and its identical copy.
+OTHER = {**CLICK, "event_id": "1b9f042e-4b7b-4a62-b262-c1b2164fc09e"}
+RESENDS = [[CLICK, {**CLICK, "price": 60.0}, OTHER], [CLICK, {**CLICK, "quantity": 3}, OTHER, b"{broken"]]
+VERDICTS = {0: "event", 1: CONFLICT, 2: "event", 4: CONFLICT, 6: "broken"}  # offsets 3 and 5: identical copies
+
+
+def _verdicts(rows) -> dict[int, str]:
+    return {r["offset"]: ("event" if not r[ERRORS] else CONFLICT if r[ERRORS] == [CONFLICT] else "broken") for r in rows}
+
+
+def test_dedup_drops_identical_resends_and_flags_conflicting_ones(spark):
+    out = dedup(parse_events(bronze(spark, RESENDS[0] + RESENDS[1]), "clickstream"))
+    assert _verdicts(out.collect()) == VERDICTS
+    assert out.columns == parse_events(bronze(spark, [CLICK]), "clickstream").columns
+
+
+def test_dedup_on_a_stream_settles_each_micro_batch_as_the_batch_does(spark, tmp_path):
+    """Two micro-batches: the conflict within the first and the one across batches are both
+    flagged, the identical copy is dropped, and the first arrival is the event."""
+    path, seen = str(tmp_path / "bronze"), []
+    offset = 0
+    for batch in RESENDS:
+        rows = bronze(spark, [CLICK] * offset + batch).filter(F.col("offset") >= offset)
+        rows.coalesce(1).write.format("delta").mode("append").save(path)
+        offset += len(batch)
+    stream = parse_events(spark.readStream.format("delta").option("maxFilesPerTrigger", 1).load(path), "clickstream")
+    query = (dedup(stream).writeStream.trigger(availableNow=True)
+             .option("checkpointLocation", str(tmp_path / "checkpoint"))
+             .foreachBatch(lambda df, _: seen.append(settle(df).collect())).start())
+    assert query.awaitTermination(120)
+    seen = [rows for rows in seen if rows]  # and a batch without data, for the watermark
+    assert len(seen) == 2 and _verdicts(seen[0] + seen[1]) == VERDICTS
+    assert settle(spark.createDataFrame([], dedup(stream).schema)).columns == stream.columns
 
 
 def test_pseudonyms_are_hmac_sha256_and_stable(spark):
