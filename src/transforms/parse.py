@@ -29,7 +29,7 @@ def is_valid() -> Column:
     """True for a parsed row without problems (its ``_errors`` list is empty)."""
     return F.size(ERRORS) == 0
 
-def parse_events(df: DataFrame, topic: str, max_payload_bytes: int = 256 * 1024) -> DataFrame:
+def parse_events(df: DataFrame, topic: str, max_payload_bytes: int = 256 * 1024, fast: bool = True) -> DataFrame:
     """Bronze rows -> one typed column per contract field, plus ``_rescued_data`` and ``_errors``.
 
     Keeps the Kafka coordinates and the raw payload (for quarantine); rows are never dropped.
@@ -45,7 +45,13 @@ def parse_events(df: DataFrame, topic: str, max_payload_bytes: int = 256 * 1024)
     Cost per row: one JSON parse into a VARIANT, lookups on it (the contract fields as a struct,
     the fields of the payload and of each object property as maps for the rescue) and one type
     name per field; every check then works on those columns with plain string and comparison
-    functions.
+    functions. With ``fast`` (the default), a payload in canonical form skips the VARIANT: it is
+    read with ``from_json`` into the contract's types, and when ``to_json`` of that gives the
+    payload back byte for byte (every contract field, in contract order, compact, nothing else,
+    each value of its JSON type), its JSON types are known and the same checks run on those
+    values. Anything else (spaces, another order, an omitted or unknown field, a number as
+    text, trailing content...) takes the VARIANT path, so both paths give every row the same
+    values and codes (a differential test holds them to it).
     """
     schema = contracts.schema(topic)
     types = "_t_"
@@ -61,14 +67,16 @@ def parse_events(df: DataFrame, topic: str, max_payload_bytes: int = 256 * 1024)
         got = F.col("_s.schema_version")
         field_checks.append(F.when(got != version, F.concat(F.lit("version:"), got.cast("string"))))
     # Field problems only mean something once the payload is a JSON object.
-    is_object = F.col("_m").isNotNull()
+    canonical = F.col(_CANONICAL)
+    is_object = canonical | F.col("_m").isNotNull()
     tombstone = F.col("value").isNull()
     oversized = F.length("value") > max_payload_bytes
+    utf8 = F.expr("is_valid_utf8(cast(value as string))")
     checks: list[Column] = [
         F.when(tombstone, F.lit("tombstone")),
-        F.when(~F.expr("is_valid_utf8(cast(value as string))"), F.lit("not_utf8")),
+        F.when(~utf8, F.lit("not_utf8")),
         F.when(oversized, F.lit("oversized")),
-        F.when(~tombstone & ~oversized & F.col("_v").isNull(), F.lit("malformed_json")),
+        F.when(~tombstone & ~oversized & ~canonical & F.col("_v").isNull(), F.lit("malformed_json")),
         F.when(F.col("_v").isNotNull() & ~is_object, F.lit("not_an_object")),
         *[F.when(is_object, c) for c in field_checks],
     ]
@@ -78,23 +86,46 @@ def parse_events(df: DataFrame, topic: str, max_payload_bytes: int = 256 * 1024)
     # events run together in one record). Parsed inside [ ], anything after the value is a syntax
     # error or a second element; only text after a stray ']' (e.g. '{...}]x') still goes unseen.
     # An oversized payload is never parsed (no VARIANT of several MB per row).
-    wrapped = F.when(~oversized, F.concat(F.lit("["), F.expr("cast(value as string)"), F.lit("]")))
+    text = F.expr("cast(value as string)")
+    if fast:
+        # NaN/Infinity are no JSON (the VARIANT path calls them malformed); from_json would take them.
+        read = F.when(~tombstone & ~oversized & utf8,
+                      F.from_json(text, _fast_type(schema), {"allowNonNumericNumbers": "false"}))
+        df = df.withColumn(_FAST, read).withColumn(
+            _CANONICAL, F.coalesce(F.to_json(F.col(_FAST), {"ignoreNullFields": "false"}) == text, F.lit(False)))
+    else:
+        df = df.withColumn(_FAST, F.lit(None).cast(_fast_type(schema))).withColumn(_CANONICAL, F.lit(False))
+    wrapped = F.when(~oversized & ~canonical, F.concat(F.lit("["), text, F.lit("]")))
     one_value = F.when(F.expr("try_variant_get(_w, '$[1]', 'variant')").isNull(),
                        F.expr("try_variant_get(_w, '$[0]', 'variant')"))
+    slow_types = _types("_v", schema["properties"], types)
+    fast_types = _fast_types(F.col(_FAST), schema["properties"], types) if fast else {}
     looked_up = (
         df.withColumn("_w", F.try_parse_json(wrapped))
         .withColumn("_v", one_value)
-        .select(*keep, "_v",
-                F.expr(f"try_variant_get(_v, '$', '{struct}')").alias("_s"),
+        .select(*keep, "_v", _CANONICAL, _FAST,
+                F.when(canonical, F.col(_FAST).cast(struct))
+                .otherwise(F.expr(f"try_variant_get(_v, '$', '{struct}')")).alias("_s"),
                 *_maps("_v", schema["properties"], "_m"),
-                *_types("_v", schema["properties"], types))
+                *[F.when(canonical, fast_types[name]).otherwise(c).alias(name) if name in fast_types else c.alias(name)
+                  for name, c in slow_types])
     )
     extra = _unknown(schema["properties"], "_m")
     return looked_up.select(
         *keep, *fields,
-        F.when(F.size(extra) > 0, F.to_json(extra)).alias(RESCUED),
-        F.array_except(F.array(*checks), F.array(F.lit(None).cast("string"))).alias(ERRORS),
+        F.when(~canonical & (F.size(extra) > 0), F.to_json(extra)).alias(RESCUED),
+        _present(checks).alias(ERRORS),
     )
+
+
+def _present(codes: list[Column]) -> Column:
+    """The non-null ``codes`` as an array, in order. concat_ws skips nulls in generated code; an
+    array_except of every row's full array (a hash set per row) cost more than the checks."""
+    joined = F.concat_ws(_SEP, *codes)
+    return F.when(joined == "", F.array().cast("array<string>")).otherwise(F.split(joined, _SEP))
+
+
+_SEP = "\u0001"  # no code contains it
 
 
 def _maps(variant: str, props: dict[str, Any], prefix: str, path: str = "$") -> list[Column]:
@@ -120,7 +151,7 @@ def _unknown(props: dict[str, Any], prefix: str) -> Column:
     return out
 
 
-def _types(variant: str, props: dict[str, Any], prefix: str, path: str = "$") -> list[Column]:
+def _types(variant: str, props: dict[str, Any], prefix: str, path: str = "$") -> list[tuple[str, Column]]:
     """One column per property, ``<prefix><name>``: its JSON type name (STRING, BIGINT,
     DECIMAL(3,1), OBJECT<...>, VOID), null when absent, ``VOID`` for a JSON null; an object's
     fields follow as ``<prefix><name>__<field>``.
@@ -131,10 +162,39 @@ def _types(variant: str, props: dict[str, Any], prefix: str, path: str = "$") ->
     """
     cols = []
     for name, prop in props.items():
-        cols.append(F.expr(f"schema_of_variant(variant_get({variant}, '{path}.{name}', 'variant'))").alias(prefix + name))
+        cols.append((prefix + name, F.expr(f"schema_of_variant(variant_get({variant}, '{path}.{name}', 'variant'))")))
         if contracts.json_type(prop) == "object":
             cols += _types(variant, prop["properties"], f"{prefix}{name}__", f"{path}.{name}")
     return cols
+
+
+_FAST = "_j"            # the payload read with from_json (fast path)
+_CANONICAL = "_canon"   # to_json of it gives the payload back: its JSON types are the contract's
+# The name schema_of_variant gives a value of each JSON type (what _is_type accepts).
+_TYPE_NAMES = {"string": "STRING", "integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN", "object": "OBJECT",
+               "array": "ARRAY"}
+
+
+def _fast_type(schema: dict[str, Any]) -> str:
+    """The type ``from_json`` reads a payload as: the lookup types, with decimals as double (so that
+    ``to_json`` writes the number as it was sent and the precision check sees what was sent)."""
+    def one(prop: dict[str, Any]) -> str:
+        if contracts.json_type(prop) == "object":
+            return "struct<" + ", ".join(f"`{n}`: {one(p)}" for n, p in prop["properties"].items()) + ">"
+        t = _lookup_type(prop)
+        return "double" if t.startswith("decimal") else t
+    return "struct<" + ", ".join(f"`{n}`: {one(p)}" for n, p in schema["properties"].items()) + ">"
+
+
+def _fast_types(parent: Column, props: dict[str, Any], prefix: str) -> dict[str, Column]:
+    """For a canonical payload, the type names :func:`_types` would read: its JSON type, VOID for null."""
+    out = {}
+    for name, prop in props.items():
+        value = parent.getField(name)
+        out[prefix + name] = F.when(value.isNull(), F.lit("VOID")).otherwise(F.lit(_TYPE_NAMES[contracts.json_type(prop)]))
+        if contracts.json_type(prop) == "object":
+            out |= _fast_types(value, prop["properties"], f"{prefix}{name}__")
+    return out
 
 
 def _is_type(vtype: Column, jtype: str) -> Column:
@@ -207,7 +267,8 @@ def _field(types: str, parent: Column, name: str, prop: dict[str, Any], required
         if contracts.spark_ddl_type(prop).startswith("decimal"):
             # try_variant_get rounds to the type's scale (19.999 -> 20.00): money that does not
             # fit exactly is this row's error, never a silently different amount.
-            exact = F.expr(f"try_variant_get(_v, '$.{label}', 'double')") == raw.cast("double")
+            sent = F.coalesce(F.expr(f"try_variant_get(_v, '$.{label}', 'double')"), F.col(f"{_FAST}.{label}"))
+            exact = sent == raw.cast("double")
             errors.append(F.when(type_ok & fits & ~exact, F.lit(f"precision:{label}")))
     lo, hi = prop.get("minimum"), prop.get("maximum")
     if lo is not None or hi is not None:
