@@ -206,6 +206,12 @@ def sustained(ctx: Context, stage: str, rate: int, seconds: float, names: list[s
         for n in names:
             queries[n] = start_pipeline(spark, cfg, n, None, closers)
         feed = paced(spark, cfg, "clickstream", pool, rate, str(ctx.workspace / stage / "feed-checkpoint"))
+        # The clock starts with the feed's first batch: on a busy machine its start-up took half
+        # of a 6 s run, and the run fed half its rate.
+        started = time.monotonic()
+        while feed.lastProgress is None and time.monotonic() - started < 60:
+            _raise_failed([feed, *queries.values()])
+            time.sleep(0.1)
         say(f"{', '.join(names)} streaming; feeding {rate:,} events/s for {seconds:g} s")
         sampler.start()
         feed_start_ms = int(time.time() * 1000)

@@ -119,10 +119,10 @@ def parse_events(df: DataFrame, topic: str, max_payload_bytes: int = 256 * 1024,
 
 
 def _present(codes: list[Column]) -> Column:
-    """The non-null ``codes`` as an array, in order. concat_ws skips nulls in generated code; an
-    array_except of every row's full array (a hash set per row) cost more than the checks."""
+    """The distinct non-null ``codes`` as an array, in order. concat_ws skips nulls in generated
+    code; an array_except of every row's full array (a hash set per row) cost more than the checks."""
     joined = F.concat_ws(_SEP, *codes)
-    return F.when(joined == "", F.array().cast("array<string>")).otherwise(F.split(joined, _SEP))
+    return F.when(joined == "", F.array().cast("array<string>")).otherwise(F.array_distinct(F.split(joined, _SEP)))
 
 
 _SEP = "\u0001"  # no code contains it

@@ -99,6 +99,7 @@ def test_the_from_json_path_and_the_variant_path_agree_on_every_row(spark, topic
               for o, row in fast.items() if row != slow[o]]
     assert len(fast) == len(slow) == df.count()
     assert not differ, f"{len(differ)} of {len(fast)} rows differ, e.g. {differ[:3]}"
+    assert all(len(r["_errors"]) == len(set(r["_errors"])) for r in fast.values())  # each code once
     # Both paths are exercised: most clean events take the fast one, most mutations the other.
     text = F.col("value").cast("string")
     canonical = F.to_json(F.from_json(text, _fast_type(contracts.schema(topic))), {"ignoreNullFields": "false"}) == text
