@@ -148,15 +148,10 @@ class FaultInjector:
                     yield Record(ev.key, ev.event, (), ev.due_ms)
                 continue
             self.counts[kind] += 1
-            if kind == "duplicate":
+            if kind in ("duplicate", "conflicting_resend"):
                 emitted += 1
                 yield Record(ev.key, ev.event, (), ev.due_ms)
-                heapq.heappush(resend, (seq + self.rng.randint(1, 200), seq, self._mark(ev, ev.event, kind)))
-            elif kind == "conflicting_resend":
-                emitted += 1
-                yield Record(ev.key, ev.event, (), ev.due_ms)
-                moved = iso_ms(parse_ms(ev.event["event_time"]) - self.rng.randint(1, 999))
-                rec = self._mark(ev, dict(ev.event, event_time=moved), kind, "event_time")
+                rec = self._mark(ev, ev.event, kind) if kind == "duplicate" else self._conflicting_resend(ev)
                 heapq.heappush(resend, (seq + self.rng.randint(1, 200), seq, rec))
             elif kind == "out_of_order":
                 delay = int(self.rng.uniform(*self.rates.out_of_order_seconds) * 1000)
@@ -185,6 +180,10 @@ class FaultInjector:
         return Record(ev.key, value, tuple(headers), ev.due_ms)
 
     # -- one method per kind (names match FAULT_KINDS) ---------------------------------------
+
+    def _conflicting_resend(self, ev: SimEvent) -> Record:
+        moved = iso_ms(parse_ms(ev.event["event_time"]) - self.rng.randint(1, 999))
+        return self._mark(ev, dict(ev.event, event_time=moved), "conflicting_resend", "event_time")
 
     def _late(self, ev: SimEvent) -> Record:
         minutes = self.rng.uniform(*self.rates.late_minutes)
