@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from delta.tables import DeltaTable
-from pyspark.sql import SparkSession, Window
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from kappalake.config import Config
@@ -27,15 +27,17 @@ def query_status(spark: SparkSession, cfg: Config, lag: dict[str, int] | None = 
     busy: dict[str, dict] = {}
     errors: dict[str, dict] = {}
     if metrics is not None:
-        by_time = Window.partitionBy("pipeline").orderBy(F.desc("at"), F.desc("batch_id"))
-
-        def newest(df):  # noqa: ANN001, ANN202
-            return {r["pipeline"]: r.asDict() for r in
-                    df.withColumn("_n", F.row_number().over(by_time)).filter("_n = 1").drop("_n").collect()}
-
-        last = newest(metrics)
-        busy = newest(metrics.filter((F.col("event") == "progress") & (F.col("input_rows") > 0)))
-        errors = newest(metrics.filter(F.col("error").isNotNull()))
+        # one action, so one Delta snapshot: three separate reads could straddle a commit of the
+        # job and show the newest batch beside the state of an older event
+        newest = lambda when: F.max_by(F.struct(*metrics.columns),  # noqa: E731
+                                       F.when(when, F.struct("at", "batch_id")))
+        for r in metrics.groupBy("pipeline").agg(
+                newest(F.lit(True)).alias("last"),
+                newest((F.col("event") == "progress") & (F.col("input_rows") > 0)).alias("busy"),
+                newest(F.col("error").isNotNull()).alias("error")).collect():
+            for into, col in ((last, "last"), (busy, "busy"), (errors, "error")):
+                if r[col] is not None:
+                    into[r["pipeline"]] = r[col].asDict()
     out = []
     for name in cfg.pipelines:
         ev = last.get(name)

@@ -57,3 +57,35 @@ def test_consumer_group_name_per_pipeline():
 def test_bad_operations_config_fails_naming_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config("local", overrides=overrides)
+
+
+def test_query_status_reads_each_pipeline_from_one_snapshot(spark, tmp_path):
+    """State from the newest event, the batch from the newest with rows, the error from the
+    newest with one; a pipeline with no rows never ran."""
+    from datetime import datetime, timedelta, timezone
+
+    from kappalake.ops.metrics import PARTITION_BY, SCHEMA, write_rows
+    from kappalake.ops.status import query_status
+    from tests.conftest import make_config
+
+    cfg = make_config({}, tmp_path)
+    now = datetime.now(timezone.utc)
+
+    def row(pipeline, event, ago_s, batch_id=None, rows=None, error=None):
+        at = now - timedelta(seconds=ago_s)
+        return {"pipeline": pipeline, "event": event, "at": at, "date": at.date(), "batch_id": batch_id,
+                "input_rows": rows, "error": error}
+
+    write_rows(spark, cfg, cfg.monitoring.metrics_table, SCHEMA, [
+        row("bronze_clickstream", "terminated", 90, error="java.lang.RuntimeException: boom\n\tat x"),
+        row("bronze_clickstream", "progress", 60, batch_id=8, rows=50),
+        row("bronze_clickstream", "progress", 30, batch_id=9, rows=0),
+        row("silver_clickstream", "progress", 20, batch_id=4, rows=7),
+        row("silver_clickstream", "terminated", 10),
+    ], PARTITION_BY)
+    status = {q["pipeline"]: q for q in query_status(spark, cfg)}
+    bronze, silver = status["bronze_clickstream"], status["silver_clickstream"]
+    assert (bronze["state"], bronze["batch_id"], bronze["input_rows"]) == ("running", 8, 50)
+    assert bronze["last_error"] == "java.lang.RuntimeException: boom"
+    assert (silver["state"], silver["batch_id"], silver["last_error"]) == ("stopped", 4, None)
+    assert status["gold_sessions"]["state"] == "never ran"
