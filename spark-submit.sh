@@ -18,7 +18,7 @@
 # The package is shipped to the driver and executors as dist/kappalake.zip (--py-files) and
 # the conf/ directory as dist/kappalake-conf.zip (--archives, unpacked as ./kappalake-conf in
 # YARN containers). On EMR, the driver's Python also needs kappalake's dependencies
-# (pyyaml, pydantic, kafka-python): install the wheel in a bootstrap action (see README).
+# (pyyaml, pydantic, kafka-python): install the wheel in a bootstrap action (see docs/deploying.md).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -10,7 +10,7 @@ sudo python3 -m pip install --quiet /tmp/kappalake/kappalake-*.whl botocore
 # The checkout the steps run from (spark-submit.sh, src/, conf/).
 aws s3 cp --recursive "$PREFIX/repo/" /home/hadoop/kappalake/ --quiet
 chmod +x /home/hadoop/kappalake/spark-submit.sh
-# The KAPPALAKE_* variables conf/emr.yaml reads (see README) go to /home/hadoop/kappalake.env,
+# The KAPPALAKE_* variables conf/emr.yaml reads (see docs/deploying.md) go to /home/hadoop/kappalake.env,
 # which the steps source; fetch secrets from Secrets Manager rather than storing them in S3:
 #   aws secretsmanager get-secret-value --secret-id kappalake/env --query SecretString --output text \
 #     > /home/hadoop/kappalake.env && chmod 600 /home/hadoop/kappalake.env

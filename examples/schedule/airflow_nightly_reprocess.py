@@ -8,7 +8,7 @@ set TARGET below.
 - ``emr``: each table is an EMR step (command-runner.jar running spark-submit.sh) added to the
   running cluster EMR_CLUSTER_ID, plus a sensor waiting for it; needs
   apache-airflow-providers-amazon and the KAPPALAKE_* variables conf/emr.yaml reads in the
-  steps' environment (README.md, "Running with spark-submit and on Amazon EMR").
+  steps' environment (docs/deploying.md, "Amazon EMR").
 
 Run for day D (``{{ ds }}``): the schedule is an explicit CronDataIntervalTimetable, so the run
 starting at D+1 02:15 has the data interval [D 02:15, D+1 02:15) and ``ds`` = D on Airflow 2 and 3

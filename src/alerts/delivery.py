@@ -1,6 +1,6 @@
 """After a micro-batch is committed to Delta: publish its rows to Kafka and hand them to notifiers.
 
-Guarantees, per path (see README "Alerts"):
+Guarantees, per path (see docs/alerts.md, "Delivery and guarantees"):
 - Delta table: exactly once (the batch is appended with ``txnAppId``/``txnVersion`` first).
 - Kafka topic: at-least-once. A batch replayed after a crash is sent again; every message
   carries ``alert_id`` and ``event`` so consumers can drop repeats.
