@@ -259,8 +259,6 @@ CONFIG_NOTES: dict[str, str] = {
 
 def config_reference() -> str:
     """Every key of the configuration models: type, default, meaning."""
-    from pydantic import BaseModel
-
     from kappalake.config import Config
 
     import yaml

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -12,7 +13,8 @@ from datetime import datetime, timedelta, timezone
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from kappalake.config import Config, ConfigError, TriggerConf, load_config
+from kappalake.config import Config, TriggerConf, load_config
+from kappalake.errors import ConfigError, KappalakeError
 from kappalake.ingest.faults import FAULT_HELP, FAULT_KINDS
 
 if TYPE_CHECKING:
@@ -238,13 +240,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `kappalake query --list | head`: the reader left, as with any Unix tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's exit flush would raise again
+        return 141
     except Exception as e:  # noqa: BLE001 - one readable line for known failures, traceback otherwise
-        from kappalake.ingest.broker import BrokerError
-        from kappalake.pipelines.runner import PipelineError
-
-        from kappalake.quality.gate import QualityGateError
-
-        if isinstance(e, (BrokerError, PipelineError, QualityGateError)):
+        if isinstance(e, KappalakeError):
             print(f"kappalake: {e}", file=sys.stderr)
             return 1
         from kafka.errors import KafkaError
@@ -268,7 +268,8 @@ def _require_kafka(cfg: Config, connect: bool = False) -> None:
     """Fail at once, naming what to do, when Kafka is not there at start-up: the embedded broker
     not running, or (``connect``) an external cluster that does not answer within 10 s. Streams
     wait ``kafka.outage_wait_s`` only for an outage after they have connected."""
-    from kappalake.ingest.broker import BrokerError, LocalBroker
+    from kappalake.errors import BrokerError
+    from kappalake.ingest.broker import LocalBroker
 
     if cfg.broker.mode == "embedded" and not LocalBroker(cfg.broker).answers():
         raise BrokerError(f"no Kafka broker answers on {cfg.bootstrap_servers} (broker.mode: embedded): "
@@ -528,7 +529,7 @@ def cmd_quality(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine(cfg: Config, args: argparse.Namespace) -> int:
-    from kappalake.quality.replay import replay_pipelines, replay_quarantine
+    from kappalake.pipelines.replay import replay_pipelines, replay_quarantine
     from kappalake.session import get_spark
 
     names = args.pipelines or replay_pipelines(cfg)

@@ -20,6 +20,8 @@ import yaml
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, StringConstraints, ValidationError,
                       field_validator, model_validator)
 
+from kappalake.errors import ConfigError
+
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Units Spark's interval parser accepts for processingTime triggers.
 INTERVAL = re.compile(r"^\d+\s+(millisecond|second|minute|hour)s?$")
@@ -43,10 +45,6 @@ def _check_table_name(v: str, example: str) -> str:
     if not TABLE_NAME.match(v):
         raise ValueError(f"table name {v!r} must look like 'layer.name' (e.g. {example})")
     return v
-
-
-class ConfigError(ValueError):
-    """Bad configuration; the message names the key and the fix."""
 
 
 class _Model(BaseModel):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         module = item.nodeid.split("::", 1)[0]
         if "demo_lake" in item.fixturenames and module not in DEMO_LAKE_MODULES:
             raise pytest.UsageError(f"{module} uses demo_lake: add it to DEMO_LAKE_MODULES in tests/conftest.py")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and getattr(config.option, "numprocesses", None):
+        resolve_spark_packages()
+
+
+def resolve_spark_packages() -> None:
+    """Resolve Spark's packages (Delta, the Kafka connector) into Ivy's cache before the workers
+    start: two JVMs resolving into a cold cache at once fail ("download failed: io.delta#...";
+    seen on a fresh machine: every Spark test of one worker errored)."""
+    from importlib.metadata import version
+
+    from kappalake.session import kafka_connector_package
+
+    cfg = load_config("local", CONF_DIR)
+    packages = [f"io.delta:delta-spark_2.13:{version('delta_spark')}", kafka_connector_package(cfg)]
+    jars = Path.home() / ".ivy2.5.2" / "jars"  # Spark 4's default spark.jars.ivy
+    if all((jars / f"{g}_{a}-{v}.jar").is_file() for g, a, v in (p.split(":") for p in packages)):
+        return
+    code = ("from kappalake.config import load_config; from kappalake.session import get_spark; "
+            f"get_spark(load_config('local', {str(CONF_DIR)!r}, overrides={{'spark.master': 'local[1]', "
+            "'spark.conf.spark.ui.enabled': 'false'})).stop()")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=600, cwd=REPO)
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -21,15 +21,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Protocol
 
+from kappalake.errors import NotifyError
+
 log = logging.getLogger("kappalake.alerts")
-
-
-class NotifyError(Exception):
-    """A notifier could not deliver an alert; retried unless ``retryable`` is false."""
-
-    def __init__(self, message: str, retryable: bool = True):
-        super().__init__(message)
-        self.retryable = retryable
 
 
 class Notifier(Protocol):

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
-from kappalake.config import Config, ConfigError
+from kappalake.config import Config
+from kappalake.errors import ConfigError
 from kappalake.lake.catalog import register_tables
 
 _TABLE = re.compile(r"\{([a-z][a-z0-9_]*\.[a-z][a-z0-9_]*)\}")

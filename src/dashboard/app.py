@@ -16,9 +16,10 @@ from dash.exceptions import PreventUpdate
 from plotly.utils import PlotlyJSONEncoder
 from pyspark.sql import SparkSession
 
-from kappalake.config import Config, ConfigError
+from kappalake.config import Config
 from kappalake.dashboard import figures
 from kappalake.dashboard.snapshot import Snapshot, SnapshotFeed
+from kappalake.errors import ConfigError
 
 log = logging.getLogger("kappalake.dashboard")
 

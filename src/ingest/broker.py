@@ -20,13 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kappalake.config import BrokerConf
+from kappalake.errors import BrokerError
 
 HOST = "127.0.0.1"
 POM_ENV = "KAPPALAKE_KAFKA_POM"
-
-
-class BrokerError(RuntimeError):
-    """The local broker could not be fetched, started or stopped."""
 
 
 @dataclass(frozen=True)

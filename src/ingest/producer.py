@@ -20,7 +20,8 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.serializer import Serializer
 
-from kappalake.config import Config, ConfigError
+from kappalake.config import Config
+from kappalake.errors import ConfigError
 from kappalake.ingest.faults import FaultInjector, FaultRates, Record
 from kappalake.ingest.kafka_clients import python_client_kwargs
 from kappalake.ingest.reference import Reference

@@ -287,7 +287,8 @@ class Chaos:
             if feed.errors:
                 result.notes.append(f"{feed.errors} sends not acknowledged by Kafka (not counted as sent)")
         from kappalake.config import TriggerConf
-        from kappalake.pipelines.runner import PipelineError, run_pipelines
+        from kappalake.errors import PipelineError
+        from kappalake.pipelines.runner import run_pipelines
 
         job.stop()
         # The restart that catches up runs on this process's session (each kill's restart is a

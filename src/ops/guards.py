@@ -16,10 +16,11 @@ from datetime import datetime, timezone
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType, TimestampType
 
-from kappalake.config import Config, ConfigError
+from kappalake.config import Config
+from kappalake.errors import ConfigError, PipelineError
 from kappalake.ingest.topics import beginning_offsets
 from kappalake.pipelines.checkpoints import _fs, _read, kafka_next_offsets, last_committed
-from kappalake.pipelines.runner import PipelineError
+
 
 log = logging.getLogger("kappalake.ops")
 

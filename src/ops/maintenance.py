@@ -19,9 +19,10 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from kappalake.config import Config, ConfigError
+from kappalake.config import Config
+from kappalake.errors import CheckpointError, ConfigError
 from kappalake.lake.writers import retry_on_conflict
-from kappalake.pipelines.checkpoints import CheckpointError, delta_source_version, last_committed
+from kappalake.pipelines.checkpoints import delta_source_version, last_committed
 
 
 @dataclass

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pyspark.sql import SparkSession
 
 from kappalake.config import Config
-from kappalake.pipelines.runner import PipelineError
+from kappalake.errors import CheckpointError
 
 
 @dataclass(frozen=True)
@@ -23,10 +23,6 @@ class Committed:
     batch_id: int
     offset: dict
     watermark_ms: int
-
-
-class CheckpointError(PipelineError):
-    """The checkpoint cannot tell what the stream has processed; the message says what to do."""
 
 
 def _fs(spark: SparkSession, path: str):  # noqa: ANN202 - py4j objects

@@ -40,7 +40,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from kappalake.config import Config, ConfigError, TriggerConf
+from kappalake.config import Config, TriggerConf
+from kappalake.errors import ConfigError
 from kappalake.lake.sinks import with_rank
 from kappalake.lake.writers import retry_on_conflict
 from kappalake.pipelines.checkpoints import delta_source_version, kafka_next_offsets

@@ -26,14 +26,15 @@ from pyspark.sql.types import StructType
 from delta.tables import DeltaTable
 
 from kappalake.alerts.delivery import BatchDelivery
-from kappalake.config import Config, ConfigError, SinkConf, TriggerConf
+from kappalake.config import Config, SinkConf, TriggerConf
+from kappalake.errors import ConfigError, PipelineError
 from kappalake.ingest.kafka_clients import spark_kafka_options, spark_source_options
 from kappalake.lake.sinks import table_schema, write_sink
 from kappalake.lake.tables import ensure_table
 from kappalake.lake.writers import append_idempotent
 from kappalake.ops.recording import Recording
-from kappalake.quality.gate import QualityGate
-from kappalake.quality.metrics import PARTITION_BY as METRICS_PARTITIONS, SCHEMA as METRICS_SCHEMA, write_metrics
+from kappalake.quality.gate import BatchQuality, QualityGate
+from kappalake.quality.metrics import PARTITION_BY as METRICS_PARTITIONS, SCHEMA as METRICS_SCHEMA, metrics_row
 from kappalake.quality.quarantine import quarantine_rows, valid_rows
 from kappalake.quality.rules import type_violations
 from kappalake.quality.suites import check_columns, load_suite
@@ -42,10 +43,6 @@ from kappalake.transforms.parse import ERRORS
 from kappalake.transforms.registry import TransformSpec, check_spec, get_transform
 
 log = logging.getLogger("kappalake.pipelines")
-
-
-class PipelineError(RuntimeError):
-    """A streaming query failed; the message names the pipeline and Spark's error."""
 
 
 @dataclass
@@ -309,6 +306,13 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
     )
     query_id.set(str(query.id))
     return query
+
+
+def write_metrics(spark: SparkSession, path: str, pipeline: str, table: str, batch_id: int,
+                  quality: BatchQuality, app_id: str) -> None:
+    """Append the batch's quality counts once per (app_id, batch_id): a replayed batch adds nothing."""
+    row = spark.createDataFrame([metrics_row(pipeline, table, batch_id, quality)], METRICS_SCHEMA)
+    append_idempotent(row, path, app_id=f"{app_id}/quality", version=batch_id)
 
 
 def write_checked(spark: SparkSession, gate: QualityGate, batch: DataFrame, batch_id: int, sink: SinkConf, path: str,

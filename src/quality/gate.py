@@ -17,6 +17,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, StringType
 
+from kappalake.errors import QualityGateError
 from kappalake.quality.rules import RowCheck, compile_rule
 from kappalake.quality.suites import Suite
 from kappalake.transforms.parse import ERRORS
@@ -26,10 +27,6 @@ FAILED = "_q_failed"     # names of every rule the row failed, contract codes fi
 DETAILS = "_q_details"   # "rule: column=value" per failed expectation
 QUALITY_COLUMNS = [OUTCOME, FAILED, DETAILS]
 OUTCOMES = ("passed", "warned", "dropped", "quarantined")
-
-
-class QualityGateError(RuntimeError):
-    """A ``fail`` expectation was violated: the message names the rule and quotes failing rows."""
 
 
 @dataclass

@@ -1,14 +1,12 @@
-"""The quality-metrics table: one row per micro-batch and table, written with the batch."""
+"""The quality-metrics table: one row per micro-batch and table (the pipeline writes it with the batch)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from pyspark.sql import SparkSession
 from pyspark.sql.types import (DateType, LongType, MapType, StringType, StructField, StructType,
                                TimestampType)
 
-from kappalake.lake.writers import append_idempotent
 from kappalake.quality.gate import BatchQuality
 
 SCHEMA = StructType([
@@ -27,10 +25,8 @@ SCHEMA = StructType([
 PARTITION_BY = ["recorded_date"]
 
 
-def write_metrics(spark: SparkSession, path: str, pipeline: str, table: str, batch_id: int,
-                  quality: BatchQuality, app_id: str) -> None:
-    """Append the batch's counts once per (app_id, batch_id): a replayed batch adds nothing."""
+def metrics_row(pipeline: str, table: str, batch_id: int, quality: BatchQuality) -> tuple:
+    """The batch's counts as one row of :data:`SCHEMA`."""
     now = datetime.now(timezone.utc)  # aware: PySpark would read a naive one in the local zone
-    row = (pipeline, table, batch_id, now, quality.rows_in, quality.count("passed"), quality.count("warned"),
-           quality.count("dropped"), quality.count("quarantined"), dict(quality.rule_failures), now.date())
-    append_idempotent(spark.createDataFrame([row], SCHEMA), path, app_id=f"{app_id}/quality", version=batch_id)
+    return (pipeline, table, batch_id, now, quality.rows_in, quality.count("passed"), quality.count("warned"),
+            quality.count("dropped"), quality.count("quarantined"), dict(quality.rule_failures), now.date())

@@ -18,7 +18,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from kappalake.config import Config, ConfigError
+from kappalake.config import Config
+from kappalake.errors import ConfigError
 from kappalake.quality.suites import Suite, load_suite
 
 

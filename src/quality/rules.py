@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import reduce
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import Column, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from kappalake.quality.suites import Rule
+if TYPE_CHECKING:
+    from kappalake.quality.suites import Rule
 
 TYPE_CHECKS = {"expect_column_values_to_be_of_type", "expect_column_values_to_be_in_type_list"}
 ROW_LEVEL = {

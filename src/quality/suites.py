@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kappalake.config import Config, ConfigError
+from kappalake.errors import ConfigError
+
+if TYPE_CHECKING:
+    from kappalake.config import Config
 
 POLICIES = ("warn", "drop", "quarantine", "fail")
 SCOPES = ("row", "table")
@@ -119,7 +122,7 @@ def check_suites(cfg: Config) -> None:
 
 
 def _build(table: str, raw: dict[str, Any]) -> Suite:
-    from kappalake.quality.rules import ROW_LEVEL
+    from kappalake.quality.rules import ROW_LEVEL  # Spark's column code, only once a suite is built
 
     rules: list[Rule] = []
     seen: dict[str, int] = {}

@@ -4,7 +4,8 @@ The dashboard runs as a user starts it (the CLI in a process of its own, port fr
 config file); the browser waits for the first snapshot, then every section is read off the
 page and compared with the same named queries run here on the same tables. A metrics row the
 test appends afterwards (as the job's recorder writes it) must appear without a reload. The
-full-page screenshot is kept in ``.kappalake/artifacts/dashboard.png``.
+full-page screenshot is kept in ``.kappalake/artifacts/dashboard.png`` and its first screen in
+``docs/img/dashboard.png`` (shown in the docs).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ pytestmark = [pytest.mark.process, pytest.mark.browser]
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / ".kappalake" / "artifacts"
+DOCS_IMAGE = REPO / "docs" / "img" / "dashboard.png"
 # Debian's Chromium on a closed network: no background connections (they are refused, many at a time).
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -100,6 +102,7 @@ def page(dashboard):
         yield tab
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         tab.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        tab.screenshot(path=str(DOCS_IMAGE))  # the first screen, shown in docs/notebooks-dashboard.md
         browser.close()
         assert not errors, errors
 

@@ -4,11 +4,13 @@ The notebooks are executed with nbclient, one after another in one ``python3`` k
 this interpreter (a kernelspec written to a temporary ``JUPYTER_PATH``), configured through the environment the
 kernel inherits: ``KAPPALAKE_CONFIG`` points at the ``demo_lake`` fixture's YAML (plus a
 second file keeping Spark's warehouse and UI out of the way), and the monitor refreshes once.
-The executed copies are written under ``tmp_path`` only: the repository keeps them stripped.
+The executed copies are written under ``tmp_path`` only: the repository keeps them stripped; the
+funnel plot of the last notebook is kept as ``docs/img/notebook-funnel.png`` for the docs.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -177,3 +179,6 @@ def test_notebook_runs_on_the_demo_lake(name, kernel, tmp_path):
     else:
         assert images(nb) >= 6  # products, funnel, viewers, zones, temperatures, alerts
         assert html_rows(tagged(nb, "spark_sql")) == 5
+        # The docs show this run's funnel plot (docs/notebooks-dashboard.md).
+        png = next(out.data["image/png"] for out in tagged(nb, "funnel").outputs if "image/png" in out.get("data", {}))
+        (REPO / "docs" / "img" / "notebook-funnel.png").write_bytes(base64.b64decode(png))

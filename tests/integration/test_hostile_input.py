@@ -22,7 +22,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from pyspark.sql import functions as F
 
 from kappalake.cli import main
 from kappalake.config import TriggerConf, load_config

@@ -8,18 +8,18 @@ from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
-from delta.tables import DeltaTable
 from kafka import TopicPartition
 from pyspark.sql import functions as F
 
 from kappalake.cli import main
-from kappalake.config import ConfigError, TriggerConf
+from kappalake.config import TriggerConf
+from kappalake.errors import ConfigError, PipelineError
 from kappalake.ingest.producer import ProduceSpec, produce
 from kappalake.ingest.topics import admin_client, beginning_offsets, end_offsets, ensure_topics
 from kappalake.ops.maintenance import maintain_table
 from kappalake.ops.status import lake_status, render
 from kappalake.pipelines.reference import write_reference_tables
-from kappalake.pipelines.runner import PipelineError, run_pipelines, start_pipeline
+from kappalake.pipelines.runner import run_pipelines, start_pipeline
 from tests.conftest import as_yaml, config_values, make_config
 from tests.lake_checks import assert_exactly_once, bronze, table
 

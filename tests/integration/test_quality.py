@@ -8,13 +8,14 @@ import pytest
 from pyspark.sql import functions as F
 
 from kappalake.cli import cmd_quality
-from kappalake.config import ConfigError, TriggerConf
+from kappalake.config import TriggerConf
+from kappalake.errors import ConfigError, PipelineError
 from kappalake.ingest.faults import FaultRates
 from kappalake.ingest.producer import ProduceSpec, produce
 from kappalake.ingest.topics import ensure_topics
 from kappalake.pipelines.reference import write_reference_tables
-from kappalake.pipelines.runner import PipelineError, run_pipelines, start_pipeline
-from kappalake.quality.replay import replay_quarantine
+from kappalake.pipelines.runner import run_pipelines, start_pipeline
+from kappalake.pipelines.replay import replay_quarantine
 from kappalake.transforms.dedup import CONFLICT
 from tests.conftest import CONF_DIR, make_config
 from tests.lake_checks import table

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from kappalake.config import TriggerConf, load_config
+from kappalake.errors import PipelineError
 from kappalake.ingest.broker import LocalBroker
 from kappalake.ingest.producer import ProduceSpec, produce
 from kappalake.ingest.topics import admin_client, end_offsets, ensure_topics
-from kappalake.pipelines.runner import PipelineError, run_pipelines
+from kappalake.pipelines.runner import run_pipelines
 from tests.conftest import CONF_DIR, REPO, as_yaml, broker_overrides, config_values, make_config
 from tests.lake_checks import assert_exactly_once
 

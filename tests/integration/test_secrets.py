@@ -28,7 +28,8 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from kappalake.config import ConfigError, load_config, nest_overrides
+from kappalake.config import load_config, nest_overrides
+from kappalake.errors import ConfigError
 from kappalake.transforms.privacy import PAD_COLUMNS
 from tests.conftest import CONF_DIR, REPO, broker_overrides, config_values, free_port
 

@@ -9,7 +9,8 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from kappalake.config import ConfigError, SinkConf, load_config
+from kappalake.config import SinkConf, load_config
+from kappalake.errors import ConfigError
 from kappalake.pipelines.runner import apply_transforms, start_pipeline, transform_specs
 from kappalake.transforms.anomalies import hard_limit_flags, rate_anomalies, rate_step, temperature_anomalies
 from tests.conftest import CONF_DIR

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from kappalake.cli import main
-from kappalake.config import ConfigError, load_config
+from kappalake.config import load_config
+from kappalake.errors import ConfigError
 from kappalake.pipelines.runner import validate_pipelines
 
 CONF = Path(__file__).resolve().parents[2] / "conf"

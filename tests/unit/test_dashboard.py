@@ -8,9 +8,10 @@ from datetime import datetime, timezone
 import pandas as pd
 import pytest
 
-from kappalake.config import ConfigError, load_config
+from kappalake.config import load_config
 from kappalake.dashboard import app as page
 from kappalake.dashboard.snapshot import Snapshot
+from kappalake.errors import ConfigError
 
 
 def snapshot(number: int = 1, rows_in: int = 1000) -> Snapshot:

@@ -66,7 +66,7 @@ def test_msk_iam_pass_through():
 def test_msk_iam_needs_its_login_module_and_tls():
     import pytest
 
-    from kappalake.config import ConfigError
+    from kappalake.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"spark\.extra_packages"):
         load_config("local", CONF, overrides=MSK_IAM)

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from kappalake.config import ConfigError, load_config
+from kappalake.config import load_config
+from kappalake.errors import ConfigError
 from kappalake.ops.lag import group_name
 from kappalake.ops.metrics import kafka_committed, progress_row
 

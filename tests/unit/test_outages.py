@@ -86,7 +86,6 @@ def test_a_failed_spark_call_in_a_batch_writer_reports_sparks_error_and_root_cau
     assert _failure(python).endswith("kappalake.quality.gate.QualityGateError: rule y")
 
 
-
 def test_kafka_unreachable_is_one_line_naming_what_to_do(tmp_path, capsys, monkeypatch):
     import time
 
@@ -121,3 +120,16 @@ def test_kafka_unreachable_is_one_line_naming_what_to_do(tmp_path, capsys, monke
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and f"Kafka at 127.0.0.1:{port} did not answer (KafkaTimeoutError: Unable to bootstrap" in err
     assert time.monotonic() - began < 10
+
+
+@pytest.mark.process  # the pipe to a reader that has gone is the point
+def test_a_reader_that_leaves_the_pipe_gets_no_traceback():
+    import subprocess
+    import sys
+
+    # `kappalake query --list | head -0`: the reader closes before the first line is written.
+    cmd = [sys.executable, "-m", "kappalake", "--conf-dir", str(CONF), "query", "--list"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and err == "", err  # 128 + SIGPIPE, as a shell reports a killed writer

@@ -8,8 +8,8 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from kappalake.config import ConfigError
-from kappalake.quality.gate import QualityGate, QualityGateError
+from kappalake.errors import ConfigError, QualityGateError
+from kappalake.quality.gate import QualityGate
 from kappalake.quality.quarantine import quarantine_rows, valid_rows
 from kappalake.quality.rules import type_violations
 from kappalake.quality.suites import check_columns, suite_from_dict

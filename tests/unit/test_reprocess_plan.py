@@ -8,8 +8,9 @@ import pytest
 
 from kappalake.bi.queries import QUERIES, as_of_clause, get_query, query_sql
 from kappalake.cli import day_range, main
-from kappalake.config import ConfigError, load_config
-from kappalake.pipelines.checkpoints import CheckpointError, delta_source_version, kafka_next_offsets
+from kappalake.config import load_config
+from kappalake.errors import CheckpointError, ConfigError
+from kappalake.pipelines.checkpoints import delta_source_version, kafka_next_offsets
 from kappalake.pipelines.reprocess import (SIDE, chain_from_kafka, default_margin, parse_time, side_config,
                                            writer_of)
 from tests.conftest import CONF_DIR

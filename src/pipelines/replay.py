@@ -16,10 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from kappalake.config import Config, ConfigError
+from kappalake.config import Config
+from kappalake.errors import ConfigError
 from kappalake.pipelines.runner import build_checked_batch, transform_specs
 from kappalake.quality.quarantine import COORDS, delete_quarantined, quarantine_rows, upsert_quarantined, valid_rows
 from kappalake.transforms.dedup import CONFLICT
