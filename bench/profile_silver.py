@@ -73,7 +73,7 @@ class Phases:
 def instrument(ph: Phases) -> None:
     ph.wrap(QualityGate, "measure", "judge")  # the first action on the persisted, evaluated batch
     ph.wrap(runner, "write_sink", "write_silver")
-    ph.wrap(runner, "append_idempotent", "write_quarantine")
+    ph.wrap(runner, "write_quarantine", "write_quarantine")
     ph.wrap(runner, "write_metrics", "write_metrics")
 
 

@@ -501,7 +501,7 @@ def _flatten(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
 def shipped_pipelines() -> str:
     """The pipelines of the shipped configuration (local profile): source, transforms, sink, trigger."""
     from kappalake.config import load_config
-    from kappalake.pipelines.runner import validate_pipelines
+    from kappalake.pipelines.plan import validate_pipelines
 
     cfg = load_config("local", CONF)
     rows = []

@@ -288,7 +288,7 @@ def _require_kafka(cfg: Config, connect: bool = False) -> None:
 
 def cmd_config(cfg: Config, args: argparse.Namespace) -> int:
     if args.action == "validate":
-        from kappalake.pipelines.runner import validate_pipelines
+        from kappalake.pipelines.plan import validate_pipelines
 
         from kappalake.quality.suites import check_suites
 
@@ -462,7 +462,8 @@ def cmd_reference(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(cfg: Config, args: argparse.Namespace) -> int:
-    from kappalake.pipelines.runner import run_pipelines, validate_pipelines
+    from kappalake.pipelines.plan import validate_pipelines
+    from kappalake.pipelines.runner import run_pipelines
     from kappalake.session import get_spark
 
     names = validate_pipelines(cfg, args.pipelines)
@@ -750,7 +751,7 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_verify(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.ops.consistency import format_checks, verify_lake
-    from kappalake.pipelines.runner import validate_pipelines
+    from kappalake.pipelines.plan import validate_pipelines
     from kappalake.session import get_spark
 
     names = validate_pipelines(cfg, args.pipelines) if args.pipelines else None
@@ -800,7 +801,8 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.ingest.producer import ProduceSpec, produce
     from kappalake.ingest.topics import ensure_topics
     from kappalake.pipelines.reference import write_reference_tables
-    from kappalake.pipelines.runner import run_pipelines, validate_pipelines, with_upstream
+    from kappalake.pipelines.plan import validate_pipelines, with_upstream
+    from kappalake.pipelines.runner import run_pipelines
     from kappalake.session import get_spark
 
     names = validate_pipelines(cfg, with_upstream(cfg, args.pipelines) if args.pipelines else None)

@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from kappalake.config import Config
-from kappalake.ops.lag import lag_rows
+from kappalake.monitoring.lag import lag_rows
 from kappalake.pipelines.reprocess import processed_offsets
 
 

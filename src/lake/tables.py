@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
@@ -61,3 +62,14 @@ def summarize_tables(spark: SparkSession, cfg: Config) -> list[TableSummary]:
         rows = spark.read.format("delta").load(path).count()
         out.append(TableSummary(table, path, True, rows, detail["numFiles"], detail["sizeInBytes"], version))
     return out
+
+
+def write_rows(spark: SparkSession, cfg: Config, table: str, schema: StructType, rows: list[dict[str, Any]],
+               partition_by: list[str]) -> None:
+    """Append ``rows`` (dicts by column name) to the table ``table``, created if missing."""
+    if not rows:
+        return
+    path = cfg.lake.table_path(table)
+    ensure_table(spark, path, schema, partition_by, dict(cfg.lake.table_properties))
+    df = spark.createDataFrame([tuple(r.get(f) for f in schema.fieldNames()) for r in rows], schema)
+    df.write.format("delta").mode("append").save(path)

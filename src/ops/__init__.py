@@ -1,1 +1,1 @@
-"""Operations: what the streams record about themselves, lag, status, maintenance and start-up guards."""
+"""Operations: status, maintenance, verify and chaos, over what the job wrote and recorded."""

@@ -21,7 +21,8 @@ from pyspark.sql import functions as F
 
 from kappalake.config import Config
 from kappalake.errors import ConfigError
-from kappalake.pipelines.runner import build_checked_batch, transform_specs
+from kappalake.pipelines.compose import build_checked_batch
+from kappalake.pipelines.plan import transform_specs
 from kappalake.quality.quarantine import COORDS, delete_quarantined, quarantine_rows, upsert_quarantined, valid_rows
 from kappalake.transforms.dedup import CONFLICT
 

@@ -41,12 +41,13 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from kappalake.config import Config, TriggerConf
-from kappalake.errors import ConfigError
+from kappalake.errors import ConfigError, PipelineError
 from kappalake.lake.sinks import with_rank
 from kappalake.lake.writers import retry_on_conflict
 from kappalake.pipelines.checkpoints import delta_source_version, kafka_next_offsets
-from kappalake.pipelines.runner import (PipelineError, build_checked_batch, read_static_source, run_pipelines,
-                                        transform_specs)
+from kappalake.pipelines.compose import build_checked_batch, read_static_source
+from kappalake.pipelines.plan import transform_specs
+from kappalake.pipelines.runner import run_pipelines
 from kappalake.quality.gate import OUTCOME
 from kappalake.quality.quarantine import COORDS, delete_quarantined, quarantine_rows, upsert_quarantined, valid_rows
 

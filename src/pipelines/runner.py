@@ -1,6 +1,7 @@
 """The one runner: source -> named transforms -> idempotent Delta sink(s), per ``conf/`` pipeline.
 
-Sources are Kafka topics or Delta tables read as streams (bronze -> silver). When the sink
+Sources are Kafka topics or Delta tables read as streams (bronze -> silver), composed with
+their transforms and quality gate by :mod:`kappalake.pipelines.compose`. When the sink
 table has an expectation suite or a quarantine table, each micro-batch goes through the
 quality gate: kept rows to the table, quarantined rows (contract errors, failed quarantine
 rules) to the quarantine, the batch's counts to the quality-metrics table, each write
@@ -9,7 +10,6 @@ idempotent with its own transaction app id; a violated ``fail`` rule stops the q
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import re
@@ -21,26 +21,23 @@ from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
-from pyspark.sql.types import StructType
-
-from delta.tables import DeltaTable
 
 from kappalake.alerts.delivery import BatchDelivery
 from kappalake.config import Config, SinkConf, TriggerConf
 from kappalake.errors import ConfigError, PipelineError
-from kappalake.ingest.kafka_clients import spark_kafka_options, spark_source_options
-from kappalake.lake.sinks import table_schema, write_sink
+from kappalake.ingest.kafka_clients import spark_kafka_options
+from kappalake.lake.sinks import write_sink
 from kappalake.lake.tables import ensure_table
 from kappalake.lake.writers import append_idempotent
-from kappalake.ops.recording import Recording
+from kappalake.monitoring.recording import Recording
+from kappalake.pipelines.compose import apply_transforms, quality_gate, read_source, sink_schema
+from kappalake.pipelines.guards import check_checkpoint, check_retention
+from kappalake.pipelines.plan import depth, transform_specs, validate_pipelines
 from kappalake.quality.gate import BatchQuality, QualityGate
 from kappalake.quality.metrics import PARTITION_BY as METRICS_PARTITIONS, SCHEMA as METRICS_SCHEMA, metrics_row
 from kappalake.quality.quarantine import quarantine_rows, valid_rows
-from kappalake.quality.rules import type_violations
-from kappalake.quality.suites import check_columns, load_suite
 from kappalake.transforms.dedup import settle
 from kappalake.transforms.parse import ERRORS
-from kappalake.transforms.registry import TransformSpec, check_spec, get_transform
 
 log = logging.getLogger("kappalake.pipelines")
 
@@ -51,110 +48,6 @@ class QueryReport:
     batches: int
     input_rows: int
     seconds: float
-
-
-def validate_pipelines(cfg: Config, names: Iterable[str] | None = None) -> list[str]:
-    """Check pipeline and transform names and parameters before anything starts.
-
-    Returns the names in dependency order: a pipeline reading another's table comes after it.
-    """
-    selected = list(names or cfg.pipelines)
-    for name in selected:
-        if name not in cfg.pipelines:
-            close = difflib.get_close_matches(name, cfg.pipelines, n=2)
-            hint = f"did you mean {' or '.join(close)}? " if close else ""
-            raise ConfigError(f"unknown pipeline {name!r}; {hint}configured pipelines: {', '.join(sorted(cfg.pipelines))}")
-        transform_specs(cfg, name)
-        load_suite(cfg, cfg.pipelines[name].sink.table)  # GX checks the suite's types and arguments
-    return sorted(selected, key=lambda n: _depth(cfg, n))
-
-
-def transform_specs(cfg: Config, name: str) -> list[TransformSpec]:
-    specs = []
-    for i, raw in enumerate(cfg.pipelines[name].transforms):
-        try:
-            spec = check_spec(raw)
-        except (KeyError, ValueError) as e:
-            raise ConfigError(f"pipelines.{name}.transforms[{i}]: {e.args[0]}") from None
-        if spec.needs_secret and cfg.privacy.secret is None:
-            raise ConfigError(f"pipelines.{name}.transforms[{i}] ({spec.name}) needs privacy.secret: "
-                              "set privacy.secret: ${env:KAPPALAKE_PSEUDONYM_SECRET} and export it")
-        if spec.name == "dedup" and i != len(cfg.pipelines[name].transforms) - 1:
-            raise ConfigError(f"pipelines.{name}.transforms[{i}] (dedup) must be the last transform: on a stream it "
-                              f"settles which copy of an event is kept once per micro-batch, after the whole chain; "
-                              f"move it to the end")
-        specs.append(spec)
-    return specs
-
-
-def _depth(cfg: Config, name: str, seen: frozenset[str] = frozenset()) -> int:
-    """0 for a pipeline reading Kafka, 1 + its producer's depth for one reading a table."""
-    table = cfg.pipelines[name].source.table
-    if table is None or name in seen:
-        return 0
-    return 1 + max((_depth(cfg, n, seen | {name}) for n in _writers_of(cfg, table)), default=0)
-
-
-def _writers_of(cfg: Config, table: str | None) -> list[str]:
-    """The pipelines whose sink is ``table``."""
-    return [n for n, p in cfg.pipelines.items() if p.sink.table == table]
-
-
-def with_upstream(cfg: Config, names: Iterable[str]) -> list[str]:
-    """``names`` plus, transitively, the pipelines writing the tables they read."""
-    out: list[str] = []
-    todo = list(names)
-    while todo:
-        name = todo.pop()
-        if name in out:
-            continue
-        out.append(name)
-        if name in cfg.pipelines and (table := cfg.pipelines[name].source.table):
-            todo += _writers_of(cfg, table)
-    return out
-
-
-def read_source(spark: SparkSession, cfg: Config, pipeline: str) -> DataFrame:
-    """The pipeline's source as a streaming DataFrame: Spark's Kafka source or a Delta table."""
-    source = cfg.pipelines[pipeline].source
-    if source.topic is not None:
-        return spark.readStream.format("kafka").options(**spark_source_options(cfg, source)).load()
-    path = cfg.lake.table_path(source.table)
-    if not DeltaTable.isDeltaTable(spark, path):
-        raise PipelineError(f"pipeline {pipeline} reads {source.table}, which does not exist yet at {path}: "
-                            f"run the pipeline that writes it first")
-    # A reprocess rewrites a range of the table (removes + adds): downstream streams skip such
-    # commits (their own tables are reprocessed for the range in turn) instead of failing on them.
-    reader = spark.readStream.format("delta").option("skipChangeCommits", "true")
-    if source.max_files_per_trigger:
-        reader = reader.option("maxFilesPerTrigger", source.max_files_per_trigger)
-    if source.max_bytes_per_trigger:
-        reader = reader.option("maxBytesPerTrigger", source.max_bytes_per_trigger)
-    return reader.load(path)
-
-
-def apply_transforms(spark: SparkSession, cfg: Config, df: DataFrame, specs: Iterable[TransformSpec],
-                     pipeline: str | None = None) -> DataFrame:
-    """Apply configured transforms in order, binding table parameters and the privacy secret.
-
-    A transform rejecting its parameters (ValueError) is a configuration error naming the step.
-    """
-    for i, spec in enumerate(specs):
-        kwargs = dict(spec.params)
-        for param, table in spec.tables.items():
-            path = cfg.lake.table_path(table)
-            if not DeltaTable.isDeltaTable(spark, path):
-                raise PipelineError(f"{spec.name} needs table {table} at {path}; create it first "
-                                    f"(dimension tables: kappalake reference create)")
-            kwargs[param] = spark.read.format("delta").load(path)
-        if spec.needs_secret:
-            kwargs["secret"] = cfg.privacy.secret.get_secret_value()
-        try:
-            df = get_transform(spec.name)(df, **kwargs)
-        except (ValueError, TypeError) as e:
-            where = f"pipelines.{pipeline}.transforms[{i}]" if pipeline else f"transform {spec.name}"
-            raise ConfigError(f"{where} ({spec.name}): {e}") from None
-    return df
 
 
 class _Once:
@@ -174,74 +67,12 @@ class _Once:
         return self.value  # type: ignore[return-value]
 
 
-def read_static_source(spark: SparkSession, cfg: Config, pipeline: str, version: int | None = None) -> DataFrame:
-    """The pipeline's source table as a static DataFrame: its latest snapshot, or ``version``."""
-    source = cfg.pipelines[pipeline].source
-    if source.table is None:
-        raise ConfigError(f"pipelines.{pipeline} reads Kafka; batch runs read a Delta table (bronze or later)")
-    reader = spark.read.format("delta")
-    if version is not None:
-        reader = reader.option("versionAsOf", version)
-    return reader.load(cfg.lake.table_path(source.table))
-
-
-def build_batch(spark: SparkSession, cfg: Config, name: str, source: DataFrame | None = None,
-                version: int | None = None) -> DataFrame:
-    """The pipeline's transforms over a static DataFrame (default: its source table now, or at
-    Delta ``version``). The same functions the stream runs, so the result equals what the
-    stream wrote from the same input."""
-    df = source if source is not None else read_static_source(spark, cfg, name, version)
-    return apply_transforms(spark, cfg, df, transform_specs(cfg, name), name)
-
-
-def build_checked_batch(spark: SparkSession, cfg: Config, name: str, source: DataFrame | None = None,
-                        version: int | None = None) -> DataFrame:
-    """:func:`build_batch` judged by the sink table's quality gate, as the stream judges it:
-    ``valid_rows`` of it is what the stream writes to the table, ``quarantine_rows`` what it
-    quarantines."""
-    df = build_batch(spark, cfg, name, source, version)
-    gate = quality_gate(cfg, name, df)
-    return df if gate is None else gate.evaluate(df)
-
-
-def sink_schema(cfg: Config, name: str, df: DataFrame) -> StructType:
-    """The sink table's schema for the transformed rows ``df`` (plus the rank column, if any)."""
-    sink = cfg.pipelines[name].sink
-    return table_schema(valid_rows(df, drop_raw=bool(sink.quarantine)).schema, sink)
-
-
-def quality_gate(cfg: Config, name: str, df: DataFrame) -> QualityGate | None:
-    """The gate for the pipeline's rows: its sink table's suite, checked against the columns it
-    writes; None when the table has neither a suite nor a quarantine."""
-    sink = cfg.pipelines[name].sink
-    suite = load_suite(cfg, sink.table)
-    if suite is None and not sink.quarantine:
-        return None
-    if suite is not None:
-        written = valid_rows(df, drop_raw=bool(sink.quarantine)).schema
-        check_columns(suite, written.fieldNames(), name)
-        for rule, problem in type_violations(suite.row_rules, written):
-            message = (f"quality.suites.{suite.table}.expectations[{rule.index}] ({rule.name}): pipeline {name} "
-                       f"writes {problem}")
-            if rule.policy == "fail":
-                raise ConfigError(message + "; change the transforms or the expectation")
-            log.warning("%s (policy %s)", message, rule.policy)
-    gate = QualityGate(suite, name, df.schema, cfg.quality.fail_sample)
-    if ("quarantine" in gate.policies or ERRORS in df.columns) and not sink.quarantine:
-        raise ConfigError(f"quality.suites.{sink.table} quarantines rows (quarantine rules, or contract errors from "
-                          f"parse_events) but pipelines.{name}.sink.quarantine is not set: name a quarantine table, "
-                          f"or use policy warn, drop or fail")
-    return gate
-
-
 def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: TriggerConf | None = None,
                    closers: list[Callable[[], object]] | None = None) -> StreamingQuery:
     """Start one pipeline's streaming query; its Delta table(s) are created first if missing.
 
     ``closers`` collects what must run after the query stops (notifications under way).
     """
-    from kappalake.ops.guards import check_checkpoint, check_retention
-
     p = cfg.pipelines[name]
     trigger = trigger or p.trigger
     check_retention(spark, cfg, name)
@@ -315,6 +146,11 @@ def write_metrics(spark: SparkSession, path: str, pipeline: str, table: str, bat
     append_idempotent(row, path, app_id=f"{app_id}/quality", version=batch_id)
 
 
+def write_quarantine(evaluated: DataFrame, path: str, pipeline: str, batch_id: int, app_id: str) -> None:
+    """Append the batch's quarantined rows once per (app_id, batch_id)."""
+    append_idempotent(quarantine_rows(evaluated, pipeline), path, app_id=f"{app_id}/quarantine", version=batch_id)
+
+
 def write_checked(spark: SparkSession, gate: QualityGate, batch: DataFrame, batch_id: int, sink: SinkConf, path: str,
                   qpath: str | None, mpath: str, app_id: str, name: str, delivery: BatchDelivery | None = None) -> None:
     """Judge a batch, stop on a violated ``fail`` rule, else write the kept rows, the quarantined
@@ -332,7 +168,7 @@ def write_checked(spark: SparkSession, gate: QualityGate, batch: DataFrame, batc
             if delivery is not None and delivery.active:
                 delivery.deliver(kept)
         if quality.count("quarantined"):
-            append_idempotent(quarantine_rows(evaluated, name), qpath, app_id=f"{app_id}/quarantine", version=batch_id)
+            write_quarantine(evaluated, qpath, name, batch_id, app_id)
         write_metrics(spark, mpath, name, sink.table, batch_id, quality, app_id)
     finally:
         evaluated.unpersist()
@@ -409,7 +245,7 @@ def run_pipelines(
     seen: dict[str, int] = {}
     reports = {n: QueryReport(n, 0, 0, 0.0) for n in selected}
     if all((trigger or cfg.pipelines[n].trigger).available_now for n in selected):
-        waves = [[n for n in selected if _depth(cfg, n) == d] for d in sorted({_depth(cfg, n) for n in selected})]
+        waves = [[n for n in selected if depth(cfg, n) == d] for d in sorted({depth(cfg, n) for n in selected})]
     else:
         waves = [selected]
     recording = Recording(spark, cfg)

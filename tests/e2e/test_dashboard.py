@@ -200,7 +200,8 @@ def test_business_section_matches_the_named_queries(spark, lake, page):
 
 def test_the_page_follows_the_lake_without_a_reload(spark, lake, page):
     """A batch the job records now shows up within a few refreshes, the query as running."""
-    from kappalake.ops.metrics import PARTITION_BY, SCHEMA, progress_row, write_rows
+    from kappalake.lake.tables import write_rows
+    from kappalake.monitoring.metrics import PARTITION_BY, SCHEMA, progress_row
 
     cfg, _ = lake
     now = datetime.now(timezone.utc)

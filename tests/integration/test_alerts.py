@@ -15,7 +15,8 @@ from kappalake.config import TriggerConf
 from kappalake.ingest.producer import ProduceSpec, make_producer, records, send_records
 from kappalake.ingest.topics import ensure_topics
 from kappalake.pipelines.reference import write_reference_tables
-from kappalake.pipelines.runner import run_pipelines, start_pipeline, with_upstream
+from kappalake.pipelines.plan import with_upstream
+from kappalake.pipelines.runner import run_pipelines, start_pipeline
 from tests.conftest import make_config
 from tests.unit.test_notifiers import Receiver
 

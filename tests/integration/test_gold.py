@@ -17,7 +17,8 @@ from kappalake.ingest.producer import ProduceSpec, records
 from kappalake.lake.sinks import write_sink
 from kappalake.lake.tables import ensure_table
 from kappalake.pipelines.reference import write_reference_tables
-from kappalake.pipelines.runner import build_batch, build_checked_batch, read_static_source, run_pipelines
+from kappalake.pipelines.compose import build_batch, build_checked_batch, read_static_source
+from kappalake.pipelines.runner import run_pipelines
 from kappalake.quality.quarantine import valid_rows
 from kappalake.transforms.gold_clickstream import page_minute_metrics, sessions
 from kappalake.transforms.gold_telemetry import zone_occupancy

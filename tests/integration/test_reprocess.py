@@ -18,7 +18,8 @@ from kappalake.ingest.producer import ProduceSpec, produce
 from kappalake.ingest.topics import end_offsets, ensure_topics
 from kappalake.pipelines.reference import write_reference_tables
 from kappalake.pipelines.reprocess import processed_offsets, reprocess_full, reprocess_range
-from kappalake.pipelines.runner import build_batch, build_checked_batch, run_pipelines, start_pipeline
+from kappalake.pipelines.compose import build_batch, build_checked_batch
+from kappalake.pipelines.runner import run_pipelines, start_pipeline
 from kappalake.quality.gate import OUTCOME
 from kappalake.quality.quarantine import valid_rows
 from tests.conftest import make_config

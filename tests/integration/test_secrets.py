@@ -330,7 +330,7 @@ def test_explain_shows_neither_the_sasl_password_nor_the_key(spark, tmp_path, se
     """df.explain() (notebooks, debugging): a streaming Kafka DataFrame's plan prints its options
     (Spark's v1 relation inside it as given: redacted by the session), a pseudonymised one would
     print HMAC pads if they were literals."""
-    from kappalake.pipelines.runner import read_source
+    from kappalake.pipelines.compose import read_source
     from kappalake.transforms.privacy import pseudonymise
 
     cfg = load_config("local", CONF_DIR, overrides=config_values({}, tmp_path, **sasl_client_values("127.0.0.1:9")))
@@ -349,7 +349,7 @@ def test_explain_shows_neither_the_sasl_password_nor_the_key(spark, tmp_path, se
 
 @pytest.mark.process
 def test_pseudonymising_without_a_key_fails_at_start_up(tmp_path):
-    from kappalake.pipelines.runner import validate_pipelines
+    from kappalake.pipelines.plan import validate_pipelines
 
     values = config_values({}, tmp_path, **{"privacy.secret": None})
     cfg = load_config("local", CONF_DIR, overrides=values)

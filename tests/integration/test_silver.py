@@ -16,7 +16,8 @@ from kappalake.ingest.producer import ProduceSpec, produce
 from kappalake.ingest.topics import ensure_topics
 from kappalake.pipelines.reference import write_reference_tables
 from kappalake.ops.consistency import check_silver
-from kappalake.pipelines.runner import build_checked_batch, run_pipelines, start_pipeline
+from kappalake.pipelines.compose import build_checked_batch
+from kappalake.pipelines.runner import run_pipelines, start_pipeline
 from kappalake.quality.quarantine import quarantine_rows, valid_rows
 from kappalake.transforms.dedup import CONFLICT
 from tests.conftest import make_config

@@ -11,7 +11,9 @@ from pyspark.sql import functions as F
 
 from kappalake.config import SinkConf, load_config
 from kappalake.errors import ConfigError
-from kappalake.pipelines.runner import apply_transforms, start_pipeline, transform_specs
+from kappalake.pipelines.compose import apply_transforms
+from kappalake.pipelines.plan import transform_specs
+from kappalake.pipelines.runner import start_pipeline
 from kappalake.transforms.anomalies import hard_limit_flags, rate_anomalies, rate_step, temperature_anomalies
 from tests.conftest import CONF_DIR
 from tests.stream_harness import batch_through, stream_batches

@@ -9,7 +9,7 @@ import pytest
 from kappalake.cli import main
 from kappalake.config import load_config
 from kappalake.errors import ConfigError
-from kappalake.pipelines.runner import validate_pipelines
+from kappalake.pipelines.plan import validate_pipelines
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 

@@ -326,7 +326,7 @@ def test_example_runs(block: Block, guarded: None, tmp_path: Path) -> None:
 
 def check_yaml(block: Block, tmp_path: Path) -> None:
     from kappalake.config import load_config
-    from kappalake.pipelines.runner import validate_pipelines
+    from kappalake.pipelines.plan import validate_pipelines
     from kappalake.quality.suites import suite_from_dict
 
     data = yaml.safe_load(block.text)

@@ -8,8 +8,8 @@ import pytest
 
 from kappalake.config import load_config
 from kappalake.errors import ConfigError
-from kappalake.ops.lag import group_name
-from kappalake.ops.metrics import kafka_committed, progress_row
+from kappalake.monitoring.lag import group_name
+from kappalake.monitoring.metrics import kafka_committed, progress_row
 
 PROGRESS = {
     "id": "q1", "runId": "r1", "name": "bronze_clickstream", "timestamp": "2026-11-26T01:02:03.456Z", "batchId": 7,
@@ -65,7 +65,8 @@ def test_query_status_reads_each_pipeline_from_one_snapshot(spark, tmp_path):
     newest with one; a pipeline with no rows never ran."""
     from datetime import datetime, timedelta, timezone
 
-    from kappalake.ops.metrics import PARTITION_BY, SCHEMA, write_rows
+    from kappalake.lake.tables import write_rows
+    from kappalake.monitoring.metrics import PARTITION_BY, SCHEMA
     from kappalake.ops.status import query_status
     from tests.conftest import make_config
 

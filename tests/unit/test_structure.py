@@ -17,8 +17,11 @@ LAYERS = [
     ("kappalake.transforms",),
     ("kappalake.quality",),
     ("kappalake.lake",),
+    # After-commit work a batch writer runs (alert delivery to Kafka and notifiers) and the job's
+    # self-recording: they read config and write Kafka or Delta, and pipelines plug them in.
+    ("kappalake.alerts", "kappalake.monitoring"),
     ("kappalake.pipelines",),
-    ("kappalake.ops", "kappalake.alerts", "kappalake.bi"),
+    ("kappalake.ops", "kappalake.bi"),
     ("kappalake.bench", "kappalake.dashboard", "kappalake.cli", "kappalake.__main__"),
 ]
 # The imports that still climb a layer, each to be removed by issue 29 (never added to).
@@ -26,15 +29,11 @@ KNOWN_UPWARD = {
     # the config models run the notifier and suite-shape checks of their domains at load
     ("kappalake.config", "kappalake.alerts.notifiers"),
     ("kappalake.config", "kappalake.quality.suites"),
-    # the runner wires after-commit delivery, start-up guards and metrics recording itself
-    ("kappalake.pipelines.runner", "kappalake.alerts.delivery"),
-    ("kappalake.pipelines.runner", "kappalake.ops.guards"),
-    ("kappalake.pipelines.runner", "kappalake.ops.recording"),
 }
 MAX_LINES = 400
 # Modules over MAX_LINES and the length they may not exceed while they are split (issue 29).
-OVERSIZE = {"kappalake.cli": 1040, "kappalake.config": 740, "kappalake.ops.chaos": 550,
-            "kappalake.pipelines.runner": 530, "kappalake.bench.stages": 420, "kappalake.pipelines.reprocess": 410}
+OVERSIZE = {"kappalake.cli": 1035, "kappalake.config": 740, "kappalake.ops.chaos": 550,
+            "kappalake.bench.stages": 420, "kappalake.pipelines.reprocess": 410}
 
 
 def modules() -> dict[str, Path]:
@@ -138,3 +137,5 @@ def test_modules_stay_small():
     long = {name: len(path.read_text().splitlines()) for name, path in modules().items()}
     grown = {n: lines for n, lines in long.items() if lines > OVERSIZE.get(n, MAX_LINES)}
     assert not grown, f"modules over {MAX_LINES} lines (or past their OVERSIZE ceiling): {grown}; split them by job"
+    split = [n for n in OVERSIZE if long.get(n, 0) <= MAX_LINES]
+    assert not split, f"{split} now within {MAX_LINES} lines: remove them from OVERSIZE"

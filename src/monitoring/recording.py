@@ -10,7 +10,8 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from kappalake.config import Config
-from kappalake.ops import lag, metrics
+from kappalake.lake.tables import write_rows
+from kappalake.monitoring import lag, metrics
 
 log = logging.getLogger("kappalake.ops")
 
@@ -36,11 +37,11 @@ class Recording:
         self._last = time.monotonic()
         m = self.cfg.monitoring
         try:
-            metrics.write_rows(self.spark, self.cfg, m.metrics_table, metrics.SCHEMA, self.listener.drain(),
+            write_rows(self.spark, self.cfg, m.metrics_table, metrics.SCHEMA, self.listener.drain(),
                                metrics.PARTITION_BY)
             committed = self.listener.offsets()
             if committed:
-                metrics.write_rows(self.spark, self.cfg, m.lag_table, lag.SCHEMA, lag.lag_rows(self.cfg, committed),
+                write_rows(self.spark, self.cfg, m.lag_table, lag.SCHEMA, lag.lag_rows(self.cfg, committed),
                                    lag.PARTITION_BY)
                 for pipeline, offsets in committed.items():
                     if (group := lag.group_name(self.cfg, pipeline)) is not None:

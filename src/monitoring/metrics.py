@@ -1,7 +1,7 @@
 """Every micro-batch of every query, recorded by a StreamingQueryListener.
 
 The listener runs on Spark's listener bus; it only turns events into rows (and JSON log lines)
-and buffers them. The job's main loop calls ``Recording.flush`` (``ops/recording.py``) every
+and buffers them. The job's main loop calls ``Recording.flush`` (``monitoring/recording.py``) every
 ``monitoring.flush_s`` seconds: one Delta append for the buffered rows, plus the consumer lag of
 the Kafka-reading pipelines measured at that moment. So a slow lake never slows the listener
 bus, and the metrics table gets one commit per flush rather than one per batch.
@@ -15,13 +15,9 @@ import threading
 from datetime import datetime, timezone
 from typing import Any
 
-from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQueryListener
 from pyspark.sql.types import (ArrayType, DateType, DoubleType, LongType, MapType, StringType, StructField,
                                StructType, TimestampType)
-
-from kappalake.config import Config
-from kappalake.lake.tables import ensure_table
 
 log = logging.getLogger("kappalake.metrics")
 
@@ -159,13 +155,3 @@ class StreamRecorder(StreamingQueryListener):
         with self._lock:
             return {n: dict(o) for n, o in self.committed.items()}
 
-
-def write_rows(spark: SparkSession, cfg: Config, table: str, schema: StructType, rows: list[dict[str, Any]],
-               partition_by: list[str]) -> None:
-    """Append ``rows`` to the ops table ``table`` (created if missing)."""
-    if not rows:
-        return
-    path = cfg.lake.table_path(table)
-    ensure_table(spark, path, schema, partition_by, dict(cfg.lake.table_properties))
-    df = spark.createDataFrame([tuple(r.get(f) for f in schema.fieldNames()) for r in rows], schema)
-    df.write.format("delta").mode("append").save(path)

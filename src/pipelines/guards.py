@@ -19,6 +19,7 @@ from pyspark.sql.types import DateType, LongType, StringType, StructField, Struc
 from kappalake.config import Config
 from kappalake.errors import ConfigError, PipelineError
 from kappalake.ingest.topics import beginning_offsets
+from kappalake.lake.tables import write_rows
 from kappalake.pipelines.checkpoints import _fs, _read, kafka_next_offsets, last_committed
 
 
@@ -87,8 +88,6 @@ def check_retention(spark: SparkSession, cfg: Config, name: str) -> list[Gap]:
             f"run the stream more often")
     log.warning("pipeline %s: %s records lost to Kafka retention, going on (fail_on_data_loss: false): %s",
                 name, f"{total:,}", where)
-    from kappalake.ops.metrics import write_rows
-
     now = datetime.now(timezone.utc)
     write_rows(spark, cfg, cfg.monitoring.losses_table, LOSS_SCHEMA,
                [{"pipeline": name, "topic": g.topic, "partition": g.partition, "from_offset": g.wanted,
