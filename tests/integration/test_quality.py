@@ -7,7 +7,7 @@ import argparse
 import pytest
 from pyspark.sql import functions as F
 
-from kappalake.cli import cmd_quality
+from kappalake.cli.quality import cmd_quality
 from kappalake.config import TriggerConf
 from kappalake.errors import ConfigError, PipelineError
 from kappalake.ingest.faults import FaultRates

@@ -30,7 +30,7 @@ def test_emr_command_line():
     assert "spark.yarn.appMasterEnv.KAPPALAKE_LAKE_ROOT=s3://bucket/lake" in out
     assert "spark.yarn.appMasterEnv.KAPPALAKE_KAFKA_PASSWORD=\\*\\*\\*\\*\\*\\*" in out
     names = zipfile.ZipFile(REPO / "dist/kappalake.zip").namelist()
-    assert "kappalake/cli.py" in names and "kappalake/ingest/broker.py" in names
+    assert "kappalake/cli/__init__.py" in names and "kappalake/ingest/broker.py" in names
 
 
 def test_missing_emr_environment_fails_fast_naming_the_variable():

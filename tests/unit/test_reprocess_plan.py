@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from kappalake.bi.queries import QUERIES, as_of_clause, get_query, query_sql
-from kappalake.cli import day_range, main
+from kappalake.cli import main
+from kappalake.cli.quality import day_range
 from kappalake.config import load_config
 from kappalake.errors import CheckpointError, ConfigError
 from kappalake.pipelines.checkpoints import delta_source_version, kafka_next_offsets
