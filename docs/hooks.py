@@ -167,7 +167,7 @@ def _arguments(parser: argparse.ArgumentParser, skip_subparsers: bool = False) -
 # -- configuration ---------------------------------------------------------------------------
 
 # What a key means when neither the model (a Field description, or a comment next to the field in
-# src/config.py) nor conf/base.yaml (a comment on the key) says it; and facts worth adding to
+# src/config/) nor conf/base.yaml (a comment on the key) says it; and facts worth adding to
 # what they say. A key listed here that the models no longer have stops the build.
 CONFIG_NOTES: dict[str, str] = {
     "app_name": "Spark application name of the jobs (the dashboard adds `-dashboard`).",
@@ -316,7 +316,7 @@ def config_reference() -> str:
     stale = sorted(set(CONFIG_NOTES) - used)
     if missing:
         raise GenerationError(f"configuration keys with no meaning: {', '.join(missing)}: give the field a "
-                              f"description or comment in src/config.py, or add it to CONFIG_NOTES in docs/hooks.py")
+                              f"description or comment in src/config/, or add it to CONFIG_NOTES in docs/hooks.py")
     if stale:
         raise GenerationError(f"CONFIG_NOTES in docs/hooks.py names keys the models do not have: {', '.join(stale)}")
     return "\n".join(out)

@@ -27,12 +27,12 @@ LAYERS = [
 # The imports that still climb a layer, each to be removed by issue 29 (never added to).
 KNOWN_UPWARD = {
     # the config models run the notifier and suite-shape checks of their domains at load
-    ("kappalake.config", "kappalake.alerts.notifiers"),
-    ("kappalake.config", "kappalake.quality.suites"),
+    ("kappalake.config.sections", "kappalake.alerts.notifiers"),
+    ("kappalake.config.sections", "kappalake.quality.suites"),
 }
 MAX_LINES = 400
 # Modules over MAX_LINES and the length they may not exceed while they are split (issue 29).
-OVERSIZE = {"kappalake.config": 740, "kappalake.ops.chaos": 550,
+OVERSIZE = {"kappalake.ops.chaos": 550,
             "kappalake.bench.stages": 420, "kappalake.pipelines.reprocess": 410}
 
 

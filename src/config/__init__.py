@@ -1,0 +1,19 @@
+"""Validated configuration: YAML profiles in ``conf/`` merged into one typed object.
+
+The models are split by section (``sections.py``, ``pipelines.py``, ``model.py`` for the whole
+:class:`Config`) and loading is in ``loader.py``; this package is the one place to import
+them from.
+"""
+
+from kappalake.config.loader import (default_conf_dir, deep_merge, derive, format_validation_error, load_config,
+                                     nest_overrides)
+from kappalake.config.model import Config
+from kappalake.config.pipelines import PipelineConf, RankConf, SinkConf, SourceConf, TriggerConf
+from kappalake.config.sections import (AlertsConf, BrokerConf, DashboardConf, KafkaConf, LakeConf, MaintenanceConf,
+                                       MonitoringConf, PrivacyConf, ProducerConf, QualityConf, ReferenceConf, SparkConf,
+                                       TopicConf)
+
+__all__ = ["AlertsConf", "BrokerConf", "Config", "DashboardConf", "KafkaConf", "LakeConf", "MaintenanceConf",
+           "MonitoringConf", "PipelineConf", "PrivacyConf", "ProducerConf", "QualityConf", "RankConf", "ReferenceConf",
+           "SinkConf", "SourceConf", "SparkConf", "TopicConf", "TriggerConf", "default_conf_dir", "deep_merge", "derive",
+           "format_validation_error", "load_config", "nest_overrides"]

@@ -1,0 +1,96 @@
+"""The whole configuration (:class:`Config`) and the checks that span its sections."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import model_validator
+
+from kappalake.config.pipelines import PipelineConf
+from kappalake.config.sections import (SECRET_KEY, AlertsConf, BrokerConf, DashboardConf, KafkaConf, LakeConf,
+                                       MaintenanceConf, MonitoringConf, PrivacyConf, ProducerConf, QualityConf,
+                                       ReferenceConf, SparkConf, TopicConf, _Model)
+
+
+class Config(_Model):
+    profile: str
+    app_name: str = "kappalake"
+    broker: BrokerConf = BrokerConf()
+    kafka: KafkaConf = KafkaConf()
+    topics: dict[str, TopicConf]
+    spark: SparkConf = SparkConf()
+    lake: LakeConf = LakeConf()
+    producer: ProducerConf = ProducerConf()
+    reference: ReferenceConf = ReferenceConf()
+    privacy: PrivacyConf = PrivacyConf()
+    alerts: AlertsConf = AlertsConf()
+    quality: QualityConf = QualityConf()
+    monitoring: MonitoringConf = MonitoringConf()
+    maintenance: MaintenanceConf = MaintenanceConf()
+    dashboard: DashboardConf = DashboardConf()
+    pipelines: dict[str, PipelineConf]
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "Config":
+        for name, p in self.pipelines.items():
+            for key, topic in (("source.topic", p.source.topic), ("sink.topic", p.sink.topic), ("sink.publish", p.sink.publish)):
+                if topic is not None and topic not in self.topics:
+                    raise ValueError(f"pipelines.{name}.{key} {topic!r} is not declared under topics "
+                                     f"(declared: {', '.join(sorted(self.topics))})")
+            if p.trigger.continuous and (p.source.topic is None or p.sink.topic is None):
+                raise ValueError(f"pipelines.{name}.trigger.continuous needs a Kafka source.topic and a Kafka sink.topic "
+                                 "(Spark's continuous processing runs Kafka -> Kafka only)")
+        if self.kafka.sasl_mechanism == "AWS_MSK_IAM" and not any(":aws-msk-iam-auth:" in p
+                                                                  for p in self.spark.extra_packages):
+            raise ValueError("kafka.sasl_mechanism AWS_MSK_IAM needs the IAM login module on Spark's side: add "
+                             "software.amazon.msk:aws-msk-iam-auth:<version> (e.g. 2.3.2) to spark.extra_packages")
+        for table in self.maintenance.zorder:
+            if table not in self.tables():
+                raise ValueError(f"maintenance.zorder names {table!r}, which no pipeline writes "
+                                 f"(tables: {', '.join(self.tables())})")
+        if self.broker.mode == "embedded":
+            local = f"127.0.0.1:{self.broker.port}"
+            if self.kafka.bootstrap_servers not in (None, local, f"localhost:{self.broker.port}"):
+                raise ValueError(
+                    f"kafka.bootstrap_servers {self.kafka.bootstrap_servers!r} does not point at the embedded broker "
+                    f"({local}); set broker.mode: external to use another cluster"
+                )
+            if self.kafka.security_protocol != "PLAINTEXT":
+                raise ValueError("the embedded broker speaks PLAINTEXT on loopback; set broker.mode: external for SSL/SASL")
+        elif not self.kafka.bootstrap_servers:
+            raise ValueError("broker.mode is external, so kafka.bootstrap_servers is required (host:port[,host:port])")
+        return self
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka.bootstrap_servers or f"127.0.0.1:{self.broker.port}"
+
+    def tables(self) -> list[str]:
+        """Every table the configuration names: pipeline sinks, quarantines and reference dimensions."""
+        sinks = {p.sink.table for p in self.pipelines.values() if p.sink.table}
+        quarantines = {p.sink.quarantine for p in self.pipelines.values() if p.sink.quarantine}
+        notifying = self.alerts.notifiers and any(p.sink.notify for p in self.pipelines.values())
+        deliveries = {self.alerts.deliveries_table} if notifying else set()
+        metrics = {self.quality.metrics_table} if quarantines or self.quality.suites else set()
+        recorded = {self.monitoring.metrics_table, self.monitoring.lag_table}
+        return sorted(sinks | quarantines | deliveries | metrics | recorded | set(self.reference.tables.values()))
+
+    def topic_name(self, logical: str) -> str:
+        return self.topics[logical].name or logical
+
+    def redacted(self) -> dict[str, Any]:
+        """The configuration as plain data with every secret masked (safe to print or log)."""
+        data = self.model_dump(mode="json")
+        data["kafka"]["sasl_password"] = "******" if self.kafka.sasl_password else None
+        data["privacy"]["secret"] = "******" if self.privacy.secret else None
+        for n in data["alerts"]["notifiers"]:  # webhook URLs and headers often carry tokens
+            if "url" in n:
+                n["url"] = re.sub(r"^(\w+://[^/?#]*).*", r"\1/******", str(n["url"]))
+            if "headers" in n:
+                n["headers"] = {k: "******" for k in n["headers"] or {}}
+        # Property maps passed through as given: the broker's own (its listeners' JAAS user
+        # passwords), Kafka clients', Spark's (e.g. spark.hadoop.fs.s3a.secret.key).
+        for section, key in (("kafka", "options"), ("broker", "properties"), ("spark", "conf")):
+            data[section][key] = {k: ("******" if SECRET_KEY.search(k) else v) for k, v in data[section][key].items()}
+        return data
