@@ -139,3 +139,13 @@ def test_modules_stay_small():
     assert not grown, f"modules over {MAX_LINES} lines (or past their OVERSIZE ceiling): {grown}; split them by job"
     split = [n for n in OVERSIZE if long.get(n, 0) <= MAX_LINES]
     assert not split, f"{split} now within {MAX_LINES} lines: remove them from OVERSIZE"
+
+
+def test_every_package_is_installed():
+    # pyproject.toml lists the packages a wheel holds (package-dir maps kappalake to src/): an
+    # unlisted one works in the editable install and is missing on a cluster.
+    import tomllib
+
+    listed = set(tomllib.loads((SRC.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    packages = {".".join(["kappalake", *p.parent.relative_to(SRC).parts]) for p in SRC.rglob("__init__.py")}
+    assert packages == listed, f"not in pyproject.toml: {sorted(packages - listed)}; listed, not in src/: {sorted(listed - packages)}"
