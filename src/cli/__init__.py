@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import sys
 from collections.abc import Sequence
 
@@ -37,14 +38,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = load_config(args.profile, args.conf_dir, args.config, args.overrides)
         if args.command in ("topics", "produce", "alerts"):  # kafka-python only: no stream would wait
             require_kafka(cfg)
-        return args.run(cfg, args)
+        code = args.run(cfg, args)
+        sys.stdout.flush()  # short output waits in the buffer: a reader gone shows here, not at exit
+        return code
     except ConfigError as e:
         print(f"kappalake: configuration error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # `kappalake query --list | head`: the reader left, as with any Unix tool
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's exit flush would raise again
+    except BrokenPipeError:
+        if not _reader_gone():  # another pipe (a child process, a producer worker): a real failure
+            raise
+        # `kappalake query --list | head`: the reader left, as with any Unix tool. Python's exit
+        # flush would raise again on what is still buffered.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except Exception as e:  # noqa: BLE001 - one readable line for known failures, traceback otherwise
         if isinstance(e, KappalakeError):
@@ -58,3 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
             return 1
         raise
+
+
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (poll reports an error on it)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), stdout replaced or closed
+        return False

@@ -12,8 +12,9 @@ from kappalake.config.pipelines import PipelineConf, RankConf, SinkConf, SourceC
 from kappalake.config.sections import (AlertsConf, BrokerConf, DashboardConf, KafkaConf, LakeConf, MaintenanceConf,
                                        MonitoringConf, PrivacyConf, ProducerConf, QualityConf, ReferenceConf, SparkConf,
                                        TopicConf)
+from kappalake.errors import ConfigError  # what loading raises, importable from here as before
 
-__all__ = ["AlertsConf", "BrokerConf", "Config", "DashboardConf", "KafkaConf", "LakeConf", "MaintenanceConf",
-           "MonitoringConf", "PipelineConf", "PrivacyConf", "ProducerConf", "QualityConf", "RankConf", "ReferenceConf",
-           "SinkConf", "SourceConf", "SparkConf", "TopicConf", "TriggerConf", "default_conf_dir", "deep_merge", "derive",
-           "format_validation_error", "load_config", "nest_overrides"]
+__all__ = ["AlertsConf", "BrokerConf", "Config", "ConfigError", "DashboardConf", "KafkaConf", "LakeConf",
+           "MaintenanceConf", "MonitoringConf", "PipelineConf", "PrivacyConf", "ProducerConf", "QualityConf", "RankConf",
+           "ReferenceConf", "SinkConf", "SourceConf", "SparkConf", "TopicConf", "TriggerConf", "default_conf_dir",
+           "deep_merge", "derive", "format_validation_error", "load_config", "nest_overrides"]

@@ -1,5 +1,6 @@
 """How long a stream waits for an unreachable Kafka, and what a failure of the environment says."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -82,8 +83,8 @@ def test_a_failed_spark_call_in_a_batch_writer_reports_sparks_error_and_root_cau
     ])
     assert _failure(message) == ("org.apache.spark.SparkException: [TASK_WRITE_FAILED] Task failed while writing rows to "
                                  "file:/lake/q. SQLSTATE: 58030 (root cause: java.io.IOException: No space left on device)")
-    python = "pyspark.errors.StreamingQueryException: [STREAM_FAILED] x\nkappalake.quality.gate.QualityGateError: rule y"
-    assert _failure(python).endswith("kappalake.quality.gate.QualityGateError: rule y")
+    python = "pyspark.errors.StreamingQueryException: [STREAM_FAILED] x\nkappalake.errors.QualityGateError: rule y"
+    assert _failure(python).endswith("kappalake.errors.QualityGateError: rule y")
 
 
 def test_kafka_unreachable_is_one_line_naming_what_to_do(tmp_path, capsys, monkeypatch):
@@ -127,9 +128,25 @@ def test_a_reader_that_leaves_the_pipe_gets_no_traceback():
     import subprocess
     import sys
 
-    # `kappalake query --list | head -0`: the reader closes before the first line is written.
+    # `kappalake query --list | head -0`: the reader closes before the first line is written. The
+    # output is short, so it waits in stdout's buffer (unbuffered, as PYTHONUNBUFFERED makes it,
+    # the first print fails instead): both ways end the same.
     cmd = [sys.executable, "-m", "kappalake", "--conf-dir", str(CONF), "query", "--list"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    proc.stdout.close()
-    err = proc.stderr.read().decode()
-    assert proc.wait(timeout=60) == 141 and err == "", err  # 128 + SIGPIPE, as a shell reports a killed writer
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    for extra in ({}, {"PYTHONUNBUFFERED": "1"}):
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**env, **extra})
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 141 and err == "", (extra, err)  # 128 + SIGPIPE, as a shell reports it
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_not_hidden(monkeypatch, capsys):
+    import kappalake.cli.reading
+    from kappalake.cli import main
+
+    def child_gone(*_a: object) -> int:
+        raise BrokenPipeError("a child process's pipe")
+
+    monkeypatch.setattr(kappalake.cli.reading, "cmd_query", child_gone)
+    with pytest.raises(BrokenPipeError, match="child process"):
+        main(["--conf-dir", str(CONF), "query", "--list"])
