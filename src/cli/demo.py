@@ -24,6 +24,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.ingest.broker import LocalBroker
+    from kappalake.ingest import simulators
     from kappalake.ingest.faults import FaultRates
     from kappalake.ingest.producer import ProduceSpec, produce
     from kappalake.ingest.topics import ensure_topics
@@ -50,7 +51,8 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
         # A small world, so that a few thousand events fill the span: sessions finish, zones fill.
         world = {"users": 1000, "devices": 20, "people": 400}
         for i, topic in enumerate(sorted({t for n in names if (t := cfg.pipelines[n].source.topic)})):
-            scenario = "hot-truck" if topic == "telemetry" else None  # scripted excursions the alerts must catch
+            # A topic with the hot-truck script plays it: scripted excursions the alerts must catch.
+            scenario = "hot-truck" if "hot-truck" in simulators.get(topic).scenarios else None
             stats = produce(cfg, ProduceSpec(topic, count=args.events, seed=int(time.time()) + i, scenario=scenario,
                                              span=args.minutes * 60, faults=FaultRates.uniform(args.faults), **world))
             print(f"      {topic}: {stats.acked:,} acked, {stats.errors} errors, {stats.rate:,.0f} events/s, "

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from kappalake.config import Config
+from kappalake.ingest import simulators
 from kappalake.errors import ConfigError
 
 
@@ -56,7 +57,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ch.add_argument("--scenario", action="append", dest="scenarios", choices=["kills", "broker", "disk_full",
                                                                               "permissions", "maintenance"],
                     help="run only this scenario (repeatable; default: all)")
-    ch.add_argument("--topic", action="append", dest="topics", choices=["clickstream", "telemetry"],
+    ch.add_argument("--topic", action="append", dest="topics", choices=simulators.topics(),
                     help="feed and run this topic's bronze -> silver -> gold chain (repeatable; default: both)")
     ch.add_argument("--kills", type=int, default=10, help="SIGKILLs in the kills scenario (default 10)")
     ch.add_argument("--rate", type=float, default=150.0, help="events/s fed to each topic (default 150)")
@@ -121,7 +122,8 @@ def cmd_chaos(cfg: Config, args: argparse.Namespace) -> int:
     import signal
 
     from kappalake.ingest.broker import LocalBroker
-    from kappalake.ops.chaos import Chaos, ConfigSource, summary_table, write_results
+    from kappalake.ops.chaos import Chaos, summary_table, write_results
+    from kappalake.ops.chaos_job import ConfigSource
 
     source = ConfigSource(args.profile, args.conf_dir, [str(Path(f).resolve()) for f in args.config], args.overrides)
     shutil.rmtree(args.workdir, ignore_errors=True)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from kappalake.config import Config
 from kappalake.errors import ConfigError
+from kappalake.ingest import simulators
 from kappalake.ingest.faults import FAULT_HELP, FAULT_KINDS
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         description="Simulate clickstream or telemetry events and send them, keyed by user_id / "
                                     "device_id. With --rate events are paced so event time follows the wall clock; "
                                     "without it they go as fast as possible, event times ending about now.")
-    pr.add_argument("topic", choices=["clickstream", "telemetry"])
+    pr.add_argument("topic", choices=simulators.topics())
     pr.add_argument("--count", type=int, default=None, help="events to send (default 10,000 unless --duration)")
     pr.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     pr.add_argument("--rate", type=float, default=None, help="events per second, paced (default: as fast as possible)")
@@ -46,7 +47,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--devices", type=int, default=None, help="telemetry vehicles (default producer.devices)")
     pr.add_argument("--people", type=int, default=None, help="badge holders on campus (default producer.people)")
     pr.add_argument("--diurnal", action="store_true", help="shape the rate by hour of day (rate = daily mean)")
-    pr.add_argument("--scenario", choices=["hot-truck"], default=None,
+    pr.add_argument("--scenario", choices=sorted({s for t in simulators.topics() for s in simulators.get(t).scenarios}),
+                    default=None,
                     help="telemetry: scripted excursions instead of random ones (hot-truck: truck-0000 engine hot for "
                          "45 s at 25%% of the run, reefer-0005 cargo warm for 30 s at 55%%, each for at least six of the "
                          "vehicle's readings; a 4 s blip on truck-0001)")

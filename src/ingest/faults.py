@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from kappalake.ingest import contracts
+from kappalake.ingest import contracts, simulators
 from kappalake.ingest.simulators.base import SimEvent, iso_ms, parse_ms
 
 FAULT_KINDS = ("duplicate", "late", "out_of_order", "malformed_json", "wrong_type", "missing_field",
@@ -36,8 +36,6 @@ FAULT_HELP = {
     "implausible_value": "a well-typed but impossible value (price in the millions, speed over 500 km/h)",
     "conflicting_resend": "resend an event's event_id with other content (event_time 1-999 ms earlier) a few records later",
 }
-# The field an implausible_value fault sets, per topic, and the range it draws from.
-IMPLAUSIBLE = {"clickstream": ("price", (1e6, 1e8)), "telemetry": ("speed_kmh", (500.0, 5000.0))}
 FAULT_HEADER = "kl-fault"
 EVENT_ID_HEADER = "kl-event-id"
 FIELD_HEADER = "kl-field"
@@ -250,7 +248,7 @@ class FaultInjector:
         return self._mark(ev, dict(ev.event, event_time=bad), "bad_timestamp", "event_time")
 
     def _implausible_value(self, ev: SimEvent) -> Record:
-        name, (lo, hi) = IMPLAUSIBLE[self.topic]
+        name, (lo, hi) = simulators.get(self.topic).implausible  # the field and range its simulator names
         return self._mark(ev, dict(ev.event, **{name: round(self.rng.uniform(lo, hi), 1)}), "implausible_value", name)
 
 

@@ -24,6 +24,7 @@ from kappalake.config import Config
 from kappalake.errors import ConfigError
 from kappalake.ingest.faults import FaultInjector, FaultRates, Record
 from kappalake.ingest.kafka_clients import python_client_kwargs
+from kappalake.ingest import simulators
 from kappalake.ingest.reference import Reference
 from kappalake.ingest.simulators.base import SimEvent, Shard
 
@@ -191,10 +192,10 @@ class ProduceSpec:
         if self.span is not None and (self.span <= 0 or self.rate is not None or not self.count):
             raise ValueError("span (simulated seconds) needs a count and no rate, and must be > 0")
         if self.scenario is not None:
-            from kappalake.ingest.simulators.telemetry import SCENARIOS
-
-            if self.topic != "telemetry" or self.scenario not in SCENARIOS:
-                raise ValueError(f"scenario {self.scenario!r}: telemetry scenarios are {', '.join(sorted(SCENARIOS))}")
+            scripted = {t: simulators.get(t).scenarios for t in simulators.topics()}
+            if self.scenario not in scripted.get(self.topic, ()):
+                known = "; ".join(f"{t}: {', '.join(s)}" for t, s in scripted.items() if s)
+                raise ValueError(f"scenario {self.scenario!r} is not one of {self.topic}'s (scenarios: {known})")
 
     def span_ms(self) -> int:
         """Simulated milliseconds the whole run covers (for scripted scenarios)."""
@@ -232,20 +233,12 @@ class ProduceSpec:
 
 def simulate(cfg: Config, spec: ProduceSpec) -> Iterator[SimEvent]:
     """The clean simulated stream of ``spec`` (no faults, no count limit)."""
-    from kappalake.ingest.simulators.clickstream import ClickstreamSimulator
-    from kappalake.ingest.simulators.telemetry import TelemetrySimulator
-
+    try:
+        sim = simulators.get(spec.topic)
+    except KeyError as e:
+        raise ConfigError(e.args[0]) from None
     ref = Reference(cfg.reference.seed, cfg.reference.products)
-    rate = spec.sim_rate()
-    start = spec.resolved_start_ms()
-    if spec.topic == "clickstream":
-        return iter(ClickstreamSimulator(ref, spec.seed, start, rate, spec.users or cfg.producer.users,
-                                         spec.diurnal, spec.shard))
-    if spec.topic == "telemetry":
-        people = cfg.producer.people if spec.people is None else spec.people
-        return iter(TelemetrySimulator(ref, spec.seed, start, rate, spec.devices or cfg.producer.devices, people,
-                                       spec.diurnal, spec.shard, scenario=spec.scenario, span_ms=spec.span_ms()))
-    raise ConfigError(f"no simulator for topic {spec.topic!r}; simulators exist for clickstream and telemetry")
+    return sim.build(cfg, spec, ref, spec.resolved_start_ms(), spec.sim_rate())
 
 
 def records(cfg: Config, spec: ProduceSpec, injector: FaultInjector | None = None) -> Iterator[Record]:

@@ -22,10 +22,7 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -33,42 +30,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kappalake.config import Config, load_config
+from kappalake.config import Config
+from kappalake.errors import ConfigError
+from kappalake.ingest import simulators
+from kappalake.ops.chaos_job import ConfigSource, Feed, Job, batches, watch
 from kappalake.ops.consistency import Check, verify_lake
 
 SCENARIOS = ("kills", "broker", "disk_full", "permissions", "maintenance")
 KILL_POINTS = ("offsets", "delta_commit", "commits", "random")
-# The job each scenario runs, per topic: bronze, silver (+ quarantine), a gold MERGE sink.
-CHAINS = {"clickstream": ["bronze_clickstream", "silver_clickstream", "gold_page_minute"],
-          "telemetry": ["bronze_telemetry", "silver_telemetry", "gold_device_minute"]}
-# Kill targets in turn (the pipeline whose checkpoint or table is watched), of those running.
-TARGETS = ["bronze_clickstream", "silver_clickstream", "gold_page_minute", "silver_telemetry", "bronze_telemetry",
-           "gold_device_minute"]
-
-
-@dataclass
-class ConfigSource:
-    """How the config was given (profile, files, --set), so the job process gets the same one."""
-
-    profile: str = "local"
-    conf_dir: str | None = None
-    files: list[str] = field(default_factory=list)
-    overrides: list[str] = field(default_factory=list)
-
-    def load(self, extra: dict[str, Any]) -> Config:
-        return load_config(self.profile, self.conf_dir, self.files, [*self.overrides, *_sets(extra)])
-
-    def argv(self, extra: dict[str, Any]) -> list[str]:
-        out = ["--profile", self.profile] + (["--conf-dir", self.conf_dir] if self.conf_dir else [])
-        for f in self.files:
-            out += ["--config", f]
-        for s in [*self.overrides, *_sets(extra)]:
-            out += ["--set", s]
-        return out
-
-
-def _sets(extra: dict[str, Any]) -> list[str]:
-    return [f"{k}={v}" for k, v in extra.items()]
 
 
 @dataclass
@@ -94,132 +63,22 @@ class ScenarioResult:
     notes: list[str] = field(default_factory=list)
 
 
-class Job:
-    """``kappalake ingest`` as a child process in its own session (so SIGKILL takes its JVM too)."""
+def chain(cfg: Config, topic: str) -> list[str]:
+    """The job a scenario runs for ``topic``, from the configuration: the pipeline landing the
+    topic in a table (bronze), the first reading that table (silver, with its quarantine) and
+    the first gold pipeline reading silver's table."""
+    def first(source_table: str | None, topic: str | None = None, layer: str | None = None) -> str | None:
+        return next((n for n, p in cfg.pipelines.items()
+                     if p.sink.table and (p.source.topic == topic if topic else p.source.table == source_table)
+                     and (layer is None or p.sink.table.startswith(layer + "."))), None)
 
-    def __init__(self, source: ConfigSource, extra: dict[str, Any], log: Path, pipelines: list[str]):
-        self.source, self.extra, self.log, self.pipelines = source, extra, log, pipelines
-        self.proc: subprocess.Popen | None = None
-        self.started = 0.0
-
-    def start(self, *args: str) -> None:
-        cmd = [sys.executable, "-m", "kappalake", *self.source.argv(self.extra), "ingest",
-               *[a for n in self.pipelines for a in ("--pipeline", n)], *args]
-        with open(self.log, "ab") as out:
-            out.write(f"\n=== {' '.join(args) or 'start'} at {time.strftime('%H:%M:%S')} ===\n".encode())
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
-        self.started = time.monotonic()
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.running:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait(timeout=60)
-
-    def stop(self, timeout: float = 120.0) -> int | None:
-        """SIGTERM (a graceful stop), then SIGKILL after ``timeout``."""
-        if not self.running:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None
-
-    def wait(self, timeout: float) -> int | None:
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def tail(self, lines: int = 15) -> str:
-        text = self.log.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
-
-    def error(self) -> str:
-        """The job's one-line failure message (``kappalake: ...``), if it printed one."""
-        msgs = [ln for ln in self.log.read_text(errors="replace").splitlines() if ln.startswith("kappalake: ")]
-        return msgs[-1] if msgs else ""
-
-
-class Feed:
-    """Both topics fed at ``rate`` events/s each, with faults, in chunks until stopped or paused."""
-
-    def __init__(self, cfg: Config, topics: list[str], rate: float, faults: float, seed: int):
-        from kappalake.ingest.faults import FaultRates
-
-        self.cfg, self.rate, self.faults, self.seed = cfg, rate, FaultRates.uniform(faults), seed
-        self.acked = {t: 0 for t in topics}
-        self.errors = 0
-        self._stop, self._go = threading.Event(), threading.Event()
-        self._go.set()
-        self._threads = [threading.Thread(target=self._run, args=(t, i), daemon=True)
-                         for i, t in enumerate(self.acked)]
-
-    def _run(self, topic: str, i: int) -> None:
-        from kappalake.ingest.producer import ProduceSpec, produce
-
-        chunk = 0
-        world = {"users": 1000} if topic == "clickstream" else {"devices": 20, "people": 400}
-        while not self._stop.is_set():
-            self._go.wait()
-            if self._stop.is_set():
-                break
-            chunk += 1
-            stats = produce(self.cfg, ProduceSpec(topic, count=max(1, int(self.rate * 2)), rate=self.rate,
-                                                  seed=self.seed * 1000 + i * 100_000 + chunk, faults=self.faults,
-                                                  **world))
-            self.acked[topic] += stats.acked
-            self.errors += stats.errors
-
-    def start(self) -> "Feed":
-        for t in self._threads:
-            t.start()
-        return self
-
-    def pause(self) -> None:
-        self._go.clear()
-        time.sleep(2.5)  # the chunk under way (2 s of events) finishes
-
-    def resume(self) -> None:
-        self._go.set()
-
-    def stop(self) -> dict[str, int]:
-        self._stop.set()
-        self._go.set()
-        for t in self._threads:
-            t.join(timeout=120)
-        return dict(self.acked)
-
-
-def _entries(path: Path) -> set[str]:
-    try:
-        return set(os.listdir(path))
-    except FileNotFoundError:
-        return set()
-
-
-def _batches(path: Path) -> int:
-    """Highest batch id in a checkpoint's offsets/ or commits/ directory (-1: none)."""
-    return max((int(n) for n in _entries(path) if n.isdigit()), default=-1)
-
-
-def _watch(path: Path, job: Job, timeout: float) -> str | None:
-    """Block until a new entry appears in ``path`` (a temp file or a finished one); its name."""
-    before = _entries(path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and job.running:
-        new = _entries(path) - before
-        if new:
-            return sorted(new)[0]
-        time.sleep(0.002)
-    return None
+    bronze = first(None, topic=topic)
+    silver = bronze and first(cfg.pipelines[bronze].sink.table)
+    gold = silver and first(cfg.pipelines[silver].sink.table, layer="gold")
+    if not gold:
+        raise ConfigError(f"chaos --topic {topic}: no pipeline chain lands it in a table, reads that (silver) and a "
+                          f"gold table from it; found {[n for n in (bronze, silver) if n]}")
+    return [bronze, silver, gold]
 
 
 class Chaos:
@@ -229,9 +88,12 @@ class Chaos:
                  faults: float = 0.005, outage_s: float = 30.0, seed: int = 7,
                  topics: list[str] | None = None, say: Callable[[str], None] = print, spark: Any = None):
         self.source, self.workdir, self.kills, self.rate = source, workdir, kills, rate
-        self.topics = topics or list(CHAINS)
-        self.pipelines = [n for t in self.topics for n in CHAINS[t]]
-        self.targets = [n for n in TARGETS if n in self.pipelines]
+        base = source.load({})
+        self.all_topics = list(base.topics)  # each scenario renames them all
+        simulated = simulators.topics()
+        self.topics = topics or [t for t in base.topics if t in simulated]
+        self.pipelines = [n for t in self.topics for n in chain(base, t)]
+        self.targets = list(self.pipelines)  # killed in turn: the pipeline whose checkpoint or table is watched
         self.faults, self.outage_s, self.seed, self.say = faults, outage_s, seed, say
         self.rng = random.Random(seed)
         # A session given here (a notebook's, the test suite's) is used and left running.
@@ -242,7 +104,7 @@ class Chaos:
     def _config(self, scenario: str, lake: Path | None = None) -> tuple[Config, dict[str, Any]]:
         suffix = f"{scenario}_{uuid.uuid4().hex[:6]}"
         lake = lake or self.workdir / scenario / "lake"
-        extra = {f"topics.{t}.name": f"chaos_{t}_{suffix}" for t in ("clickstream", "telemetry", "alerts")}
+        extra = {f"topics.{t}.name": f"chaos_{t}_{suffix}" for t in self.all_topics}
         extra.update({"lake.root": str(lake), "lake.checkpoint_root": str(lake / "_checkpoints"),
                       "monitoring.json_log": str(self.workdir / scenario / "stream-metrics.jsonl")})
         return self.source.load(extra), extra
@@ -272,10 +134,10 @@ class Chaos:
     def _wait_commits(self, cfg: Config, job: Job, pipeline: str, n: int, timeout: float = 300.0) -> bool:
         """Wait until ``pipeline`` has committed ``n`` more batches in this job run."""
         commits = Path(cfg.lake.checkpoint_path(pipeline)) / "commits"
-        target = _batches(commits) + n
+        target = batches(commits) + n
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and job.running:
-            if _batches(commits) >= target:
+            if batches(commits) >= target:
                 return True
             time.sleep(0.2)
         return False
@@ -338,14 +200,14 @@ class Chaos:
             else:
                 watched = {"offsets": checkpoint / "offsets", "commits": checkpoint / "commits",
                            "delta_commit": Path(cfg.lake.table_path(cfg.pipelines[target].sink.table)) / "_delta_log"}
-                seen = _watch(watched[point], job, timeout=240)
+                seen = watch(watched[point], job, timeout=240)
             uptime = time.monotonic() - job.started
             if not job.running:
                 result.ok = False
                 result.notes.append(f"kill {n + 1}: the job had exited before the kill: {job.error() or job.tail()}")
                 break
             job.kill()
-            in_flight = _batches(checkpoint / "offsets") > _batches(checkpoint / "commits")
+            in_flight = batches(checkpoint / "offsets") > batches(checkpoint / "commits")
             kill = Kill(n + 1, point, target, seen, in_flight, round(uptime, 1))
             result.kills.append(kill)
             self.say(f"  kill {n + 1}/{self.kills}: {point} of {target} (saw {seen}), "

@@ -18,7 +18,8 @@ from dataclasses import asdict
 
 import pytest
 
-from kappalake.ops.chaos import Chaos, ConfigSource, summary_table
+from kappalake.ops.chaos import Chaos, summary_table
+from kappalake.ops.chaos_job import ConfigSource
 from tests.conftest import CONF_DIR, REPO
 
 SCENARIOS = ["kills"]

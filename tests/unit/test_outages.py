@@ -7,7 +7,8 @@ import pytest
 
 from kappalake.config import load_config
 from kappalake.ingest.kafka_clients import spark_source_options
-from kappalake.ops.chaos import ConfigSource, Kill, ScenarioResult, summary_table
+from kappalake.ops.chaos import Kill, ScenarioResult, summary_table
+from kappalake.ops.chaos_job import ConfigSource
 from kappalake.ops.consistency import Check
 from kappalake.pipelines.runner import _advice
 

@@ -235,3 +235,27 @@ def test_hot_truck_excursions_alert_at_any_reporting_period(devices):
                 if any(x["event"] == "open" for x in m.feed(parse_ms(r["event_time"]), r[metric], low, high)):
                     opened.add(key)
         assert opened == {("truck-0000", "engine_temp_c"), ("reefer-0005", "cargo_temp_c")}, (seed, sim.period_ms)
+
+
+def test_topics_are_looked_up_in_the_registry_and_chaos_chains_come_from_the_config():
+    from pathlib import Path
+
+    from kappalake.config import load_config
+    from kappalake.errors import ConfigError
+    from kappalake.ingest import simulators
+    from kappalake.ingest.producer import ProduceSpec, simulate
+    from kappalake.ops.chaos import chain
+
+    cfg = load_config("local", Path(__file__).resolve().parents[2] / "conf")
+    assert simulators.topics() == ["clickstream", "telemetry"]
+    assert simulators.get("telemetry").scenarios == ("hot-truck",)
+    first = next(simulate(cfg, ProduceSpec("clickstream", count=1, seed=3)))
+    assert first.key == first.event["user_id"]
+    with pytest.raises(ConfigError, match="no simulator for topic 'orders'; simulators exist for clickstream, telemetry"):
+        simulate(cfg, ProduceSpec("orders", count=1, seed=3))
+    with pytest.raises(ValueError, match="scenario 'hot-truck' is not one of clickstream's"):
+        ProduceSpec("clickstream", count=1, scenario="hot-truck")
+    assert chain(cfg, "clickstream") == ["bronze_clickstream", "silver_clickstream", "gold_page_minute"]
+    assert chain(cfg, "telemetry") == ["bronze_telemetry", "silver_telemetry", "gold_device_minute"]
+    with pytest.raises(ConfigError, match="chaos --topic alerts"):
+        chain(cfg, "alerts")

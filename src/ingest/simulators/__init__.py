@@ -1,0 +1,68 @@
+"""Event simulators by topic.
+
+Each simulator module registers a factory with :func:`simulator`: the topic it produces, the
+field an ``implausible_value`` fault sets (and the range it draws from), its scripted
+scenarios and a small world for test feeds. The producer, the fault injector, the CLI's
+choices and chaos look a topic up here, so a new event type adds a module, not branches.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kappalake.config import Config
+    from kappalake.ingest.producer import ProduceSpec
+    from kappalake.ingest.reference import Reference
+    from kappalake.ingest.simulators.base import SimEvent
+
+    Factory = Callable[[Config, ProduceSpec, Reference, int, float], Iterator[SimEvent]]
+
+# The simulators that ship with kappalake, imported (and so registered) on first lookup.
+BUILT_IN = ("kappalake.ingest.simulators.clickstream", "kappalake.ingest.simulators.telemetry")
+
+
+@dataclass(frozen=True)
+class Simulator:
+    """A registered simulator: ``build(cfg, spec, reference, start_ms, rate)`` yields its events."""
+
+    topic: str
+    build: Factory
+    implausible: tuple[str, tuple[float, float]]  # the field an implausible_value fault sets, its range
+    scenarios: tuple[str, ...] = ()               # scripted runs (--scenario)
+    small_world: dict[str, int] = field(default_factory=dict)  # ProduceSpec sizes for short test feeds
+
+
+_REGISTRY: dict[str, Simulator] = {}
+
+
+def simulator(topic: str, implausible: tuple[str, tuple[float, float]], scenarios: tuple[str, ...] = (),
+              small_world: dict[str, int] | None = None) -> Callable[[Factory], Factory]:
+    """Register the decorated factory as the simulator of ``topic``."""
+    def register(build: Factory) -> Factory:
+        _REGISTRY[topic] = Simulator(topic, build, implausible, scenarios, dict(small_world or {}))
+        return build
+    return register
+
+
+def _load() -> dict[str, Simulator]:
+    for module in BUILT_IN:
+        importlib.import_module(module)
+    return _REGISTRY
+
+
+def topics() -> list[str]:
+    """The topics a simulator exists for."""
+    return sorted(_load())
+
+
+def get(topic: str) -> Simulator:
+    """The simulator of ``topic``; KeyError naming the topics that have one."""
+    registry = _load()
+    if topic not in registry:
+        raise KeyError(f"no simulator for topic {topic!r}; simulators exist for {', '.join(sorted(registry))}")
+    return registry[topic]
+

@@ -15,10 +15,16 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from kappalake.ingest.reference import CATEGORIES, CITIES, BRANDS, Reference
-from kappalake.ingest.simulators.base import Shard, Simulation, WeightedChoice, diurnal_factor, iso_ms
+from kappalake.ingest.simulators import simulator
+from kappalake.ingest.simulators.base import SimEvent, Shard, Simulation, WeightedChoice, diurnal_factor, iso_ms
+
+if TYPE_CHECKING:
+    from kappalake.config import Config
+    from kappalake.ingest.producer import ProduceSpec
 
 SCHEMA_VERSION = 1
 CLIENTS = [  # (app, device, share)
@@ -313,3 +319,9 @@ def session_shape() -> tuple[float, float]:
                 seconds += think_time(rng, s)
         events += s.steps
     return events / n, seconds / n
+
+
+@simulator("clickstream", implausible=("price", (1e6, 1e8)), small_world={"users": 1000})
+def _simulate(cfg: Config, spec: ProduceSpec, ref: Reference, start_ms: int, rate: float) -> Iterator[SimEvent]:
+    return iter(ClickstreamSimulator(ref, spec.seed, start_ms, rate, spec.users or cfg.producer.users, spec.diurnal,
+                                     spec.shard))

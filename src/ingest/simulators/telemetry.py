@@ -15,10 +15,17 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kappalake.ingest.reference import Reference
-from kappalake.ingest.simulators.base import Shard, Simulation, WeightedChoice, diurnal_factor, iso_ms
+from kappalake.ingest.simulators import simulator
+from kappalake.ingest.simulators.base import SimEvent, Shard, Simulation, WeightedChoice, diurnal_factor, iso_ms
+
+if TYPE_CHECKING:
+    from kappalake.config import Config
+    from kappalake.ingest.producer import ProduceSpec
 
 SCHEMA_VERSION = 1
 VEHICLE_TYPES = [("fuel_truck", "truck"), ("fuel_truck", "truck"), ("fuel_truck", "truck"), ("fuel_truck", "truck"),
@@ -283,3 +290,11 @@ class TelemetrySimulator(Simulation):
             "road_condition": None, "parked": None, "zone_id": z.zone_id, "badge_id": p.badge_id, "direction": direction,
         }, sent)
 
+
+
+@simulator("telemetry", implausible=("speed_kmh", (500.0, 5000.0)), scenarios=tuple(sorted(SCENARIOS)),
+           small_world={"devices": 20, "people": 400})
+def _simulate(cfg: Config, spec: ProduceSpec, ref: Reference, start_ms: int, rate: float) -> Iterator[SimEvent]:
+    people = cfg.producer.people if spec.people is None else spec.people
+    return iter(TelemetrySimulator(ref, spec.seed, start_ms, rate, spec.devices or cfg.producer.devices, people,
+                                   spec.diurnal, spec.shard, scenario=spec.scenario, span_ms=spec.span_ms()))
