@@ -135,7 +135,7 @@ def test_a_lasting_shift_from_the_baseline_becomes_the_new_normal():
 def test_static_limits_are_never_reset():
     rules = EpisodeRules("temperature", "engine_temp_c", min_duration_ms=10_000, baseline_k=4.0,
                          baseline_min_samples=10, min_std=1.0, baseline_reset_ms=60_000)
-    events = run([(t, 90.0) for t in range(0, 20)] + [(t, 120.0) for t in range(20, 300)])
+    events = run([(t, 90.0) for t in range(0, 20)] + [(t, 120.0) for t in range(20, 300)], rules=rules)
     assert [(e["event"], e["reason"]) for e in events] == [("open", "above_max")]
 
 
