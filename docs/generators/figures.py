@@ -1,0 +1,55 @@
+"""Figures from bench/results: the benchmark's targets, the latest chaos run, silver's profile."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from generators.common import REPO, RESULTS, GenerationError, code, table
+
+
+def _result(name: str) -> dict[str, Any]:
+    path = RESULTS / name
+    if not path.is_file():
+        raise GenerationError(f"{path.relative_to(REPO)} is missing")
+    return json.loads(path.read_text())
+
+
+def bench_targets() -> str:
+    d = _result("kappalake-bench.json")
+    m = d["machine"]
+    rows = [[code(k), t["target"], f"{t['measured']:,}", "met" if t["met"] else "**not met**"]
+            for k, t in d["summary"]["targets"].items()]
+    head = (f"From `bench/results/kappalake-bench.json` ({d['started'][:10]}, commit {m.get('kappalake_commit')}, "
+            f"{m['cores']} cores {m['cpu']}, {m['memory_gib']} GiB, Spark {m.get('spark')} {m.get('spark_master')}):")
+    return head + "\n\n" + table(["figure", "target", "measured", ""], rows)
+
+
+def chaos_run() -> str:
+    d = _result("chaos.json")
+    rows = []
+    for s in d["scenarios"]:
+        figures = {c["check"]: c.get("figures", {}) for c in s["checks"]}
+        silver = figures.get("silver", {})
+        bronze = figures.get("bronze", {})
+        delta = [c for c in s["checks"] if c["check"] == "delta"]
+        gold = [c for c in s["checks"] if c["check"] == "gold"]
+        rows.append([s["scenario"], "ok" if s["ok"] else "FAILED", f"{sum(s['events'].values()):,}",
+                     f"{bronze.get('rows', 0):,}", f"{silver.get('rows', 0):,}", f"{silver.get('quarantined', 0):,}",
+                     f"{silver.get('resends_dropped', 0):,}",
+                     f"{bronze.get('duplicates', 0) + silver.get('duplicate_events', 0)}",
+                     f"{bronze.get('missing', 0) + silver.get('lost', 0)}",
+                     f"{sum(c['ok'] for c in gold)}/{len(gold)}", f"{sum(c['ok'] for c in delta)}/{len(delta)}",
+                     f"{s['seconds']:,.0f}"])
+    return (f"From `bench/results/chaos.json` (written {d['at']}):\n\n"
+            + table(["scenario", "result", "events", "bronze", "silver", "quarantined", "resends", "duplicated",
+                     "lost", "gold ok", "delta ok", "s"], rows))
+
+
+def silver_profile() -> str:
+    d = _result("profile_silver.json")
+    total = sum(d["phase_seconds"].values())
+    rows = [[phase.replace("_", " "), f"{s:.1f}", f"{s / total:.0%}"] for phase, s in d["phase_seconds"].items()]
+    return (f"From `bench/results/profile_silver.json` ({d['when'][:10]}, {d['cpus']} cores, {d['spark_master']}): "
+            f"{d['events']:,} events in {d['batches']} batches, {d['seconds']:.1f} s, "
+            f"**{d['rows_per_s']:,.0f} rows/s**.\n\n" + table(["phase", "wall s", "share"], rows))
