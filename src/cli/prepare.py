@@ -47,8 +47,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--devices", type=int, default=None, help="telemetry vehicles (default producer.devices)")
     pr.add_argument("--people", type=int, default=None, help="badge holders on campus (default producer.people)")
     pr.add_argument("--diurnal", action="store_true", help="shape the rate by hour of day (rate = daily mean)")
-    pr.add_argument("--scenario", choices=sorted({s for t in simulators.topics() for s in simulators.get(t).scenarios}),
-                    default=None,
+    pr.add_argument("--scenario", choices=sorted({s for ss in simulators.scenarios().values() for s in ss}), default=None,
                     help="telemetry: scripted excursions instead of random ones (hot-truck: truck-0000 engine hot for "
                          "45 s at 25%% of the run, reefer-0005 cargo warm for 30 s at 55%%, each for at least six of the "
                          "vehicle's readings; a 4 s blip on truck-0001)")

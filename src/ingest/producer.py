@@ -192,9 +192,9 @@ class ProduceSpec:
         if self.span is not None and (self.span <= 0 or self.rate is not None or not self.count):
             raise ValueError("span (simulated seconds) needs a count and no rate, and must be > 0")
         if self.scenario is not None:
-            scripted = {t: simulators.get(t).scenarios for t in simulators.topics()}
+            scripted = simulators.scenarios()
             if self.scenario not in scripted.get(self.topic, ()):
-                known = "; ".join(f"{t}: {', '.join(s)}" for t, s in scripted.items() if s)
+                known = "; ".join(f"{t}: {', '.join(s)}" for t, s in scripted.items())
                 raise ValueError(f"scenario {self.scenario!r} is not one of {self.topic}'s (scenarios: {known})")
 
     def span_ms(self) -> int:

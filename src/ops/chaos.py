@@ -35,6 +35,7 @@ from kappalake.errors import ConfigError
 from kappalake.ingest import simulators
 from kappalake.ops.chaos_job import ConfigSource, Feed, Job, batches, watch
 from kappalake.ops.consistency import Check, verify_lake
+from kappalake.pipelines.plan import readers_of
 
 SCENARIOS = ("kills", "broker", "disk_full", "permissions", "maintenance")
 KILL_POINTS = ("offsets", "delta_commit", "commits", "random")
@@ -67,14 +68,10 @@ def chain(cfg: Config, topic: str) -> list[str]:
     """The job a scenario runs for ``topic``, from the configuration: the pipeline landing the
     topic in a table (bronze), the first reading that table (silver, with its quarantine) and
     the first gold pipeline reading silver's table."""
-    def first(source_table: str | None, topic: str | None = None, layer: str | None = None) -> str | None:
-        return next((n for n, p in cfg.pipelines.items()
-                     if p.sink.table and (p.source.topic == topic if topic else p.source.table == source_table)
-                     and (layer is None or p.sink.table.startswith(layer + "."))), None)
-
-    bronze = first(None, topic=topic)
-    silver = bronze and first(cfg.pipelines[bronze].sink.table)
-    gold = silver and first(cfg.pipelines[silver].sink.table, layer="gold")
+    bronze = next((n for n, p in cfg.pipelines.items() if p.source.topic == topic and p.sink.table), None)
+    silver = bronze and next(iter(readers_of(cfg, cfg.pipelines[bronze].sink.table)), None)
+    gold = silver and next((n for n in readers_of(cfg, cfg.pipelines[silver].sink.table)
+                            if cfg.pipelines[n].sink.table.startswith("gold.")), None)
     if not gold:
         raise ConfigError(f"chaos --topic {topic}: no pipeline chain lands it in a table, reads that (silver) and a "
                           f"gold table from it; found {[n for n in (bronze, silver) if n]}")

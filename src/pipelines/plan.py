@@ -60,6 +60,11 @@ def writers_of(cfg: Config, table: str | None) -> list[str]:
     return [n for n, p in cfg.pipelines.items() if p.sink.table == table]
 
 
+def readers_of(cfg: Config, table: str | None) -> list[str]:
+    """The pipelines whose source is ``table`` and whose sink is a table, in configuration order."""
+    return [n for n, p in cfg.pipelines.items() if p.source.table == table and p.sink.table]
+
+
 def with_upstream(cfg: Config, names: Iterable[str]) -> list[str]:
     """``names`` plus, transitively, the pipelines writing the tables they read."""
     out: list[str] = []

@@ -66,3 +66,7 @@ def get(topic: str) -> Simulator:
         raise KeyError(f"no simulator for topic {topic!r}; simulators exist for {', '.join(sorted(registry))}")
     return registry[topic]
 
+
+def scenarios() -> dict[str, tuple[str, ...]]:
+    """The scripted scenarios of each topic that has any."""
+    return {t: sim.scenarios for t, sim in sorted(_load().items()) if sim.scenarios}
