@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 
 from kappalake.alerts.notifiers import Delivery, Dispatcher, build_notifiers
 from kappalake.config import Config, SinkConf
+from kappalake.frames import local_frame
 from kappalake.ingest.kafka_clients import spark_kafka_options
 from kappalake.lake.tables import ensure_table
 
@@ -73,7 +74,7 @@ class BatchDelivery:
         if not outcomes:
             return
         rows: list[dict[str, Any]] = [o.as_dict() | {"pipeline": self.pipeline} for o in outcomes]
-        self.spark.createDataFrame(rows, _delivery_schema()).write.format("delta").mode("append").save(self.table)
+        local_frame(self.spark, rows, _delivery_schema()).write.format("delta").mode("append").save(self.table)
 
 
 def _delivery_schema():

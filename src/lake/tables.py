@@ -10,6 +10,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.types import ArrayType, DataType, MapType, StructField, StructType
 
 from kappalake.config import Config
+from kappalake.frames import local_frame
 
 
 def ensure_table(spark: SparkSession, path: str, schema: StructType, partition_by: list[str],
@@ -71,5 +72,5 @@ def write_rows(spark: SparkSession, cfg: Config, table: str, schema: StructType,
         return
     path = cfg.lake.table_path(table)
     ensure_table(spark, path, schema, partition_by, dict(cfg.lake.table_properties))
-    df = spark.createDataFrame([tuple(r.get(f) for f in schema.fieldNames()) for r in rows], schema)
+    df = local_frame(spark, [tuple(r.get(f) for f in schema.fieldNames()) for r in rows], schema)
     df.write.format("delta").mode("append").save(path)

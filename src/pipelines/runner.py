@@ -25,6 +25,7 @@ from pyspark.sql.streaming import StreamingQuery
 from kappalake.alerts.delivery import BatchDelivery
 from kappalake.config import Config, SinkConf, TriggerConf
 from kappalake.errors import ConfigError, PipelineError
+from kappalake.frames import local_frame
 from kappalake.ingest.kafka_clients import spark_kafka_options
 from kappalake.lake.sinks import write_sink
 from kappalake.lake.tables import ensure_table
@@ -142,7 +143,7 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
 def write_metrics(spark: SparkSession, path: str, pipeline: str, table: str, batch_id: int,
                   quality: BatchQuality, app_id: str) -> None:
     """Append the batch's quality counts once per (app_id, batch_id): a replayed batch adds nothing."""
-    row = spark.createDataFrame([metrics_row(pipeline, table, batch_id, quality)], METRICS_SCHEMA)
+    row = local_frame(spark, [metrics_row(pipeline, table, batch_id, quality)], METRICS_SCHEMA)
     append_idempotent(row, path, app_id=f"{app_id}/quality", version=batch_id)
 
 

@@ -59,7 +59,7 @@ def parse_events(df: DataFrame, topic: str, max_payload_bytes: int = 256 * 1024,
     field_checks: list[Column] = []
     for name, prop in schema["properties"].items():
         col, errs = _field(types, F.col("_s"), name, prop, name in schema["required"])
-        fields.append(col.alias(name))
+        fields.append(col)
         field_checks += errs
     field_checks += _conditional_rules(types, schema)
     version = schema["properties"]["schema_version"].get("const")
@@ -93,8 +93,11 @@ def parse_events(df: DataFrame, topic: str, max_payload_bytes: int = 256 * 1024,
                       F.from_json(text, _fast_type(schema), {"allowNonNumericNumbers": "false"}))
         df = df.withColumn(_FAST, read).withColumn(
             _CANONICAL, F.coalesce(F.to_json(F.col(_FAST), {"ignoreNullFields": "false"}) == text, F.lit(False)))
+        df = df.withColumn(_OK, F.col(_CANONICAL) & F.coalesce(_fast_valid(F.col(_FAST), schema), F.lit(False)))
     else:
-        df = df.withColumn(_FAST, F.lit(None).cast(_fast_type(schema))).withColumn(_CANONICAL, F.lit(False))
+        df = (df.withColumn(_FAST, F.lit(None).cast(_fast_type(schema))).withColumn(_CANONICAL, F.lit(False))
+              .withColumn(_OK, F.lit(False)))
+    ok = F.col(_OK)
     wrapped = F.when(~oversized & ~canonical, F.concat(F.lit("["), text, F.lit("]")))
     one_value = F.when(F.expr("try_variant_get(_w, '$[1]', 'variant')").isNull(),
                        F.expr("try_variant_get(_w, '$[0]', 'variant')"))
@@ -103,18 +106,22 @@ def parse_events(df: DataFrame, topic: str, max_payload_bytes: int = 256 * 1024,
     looked_up = (
         df.withColumn("_w", F.try_parse_json(wrapped))
         .withColumn("_v", one_value)
-        .select(*keep, "_v", _CANONICAL, _FAST,
-                F.when(canonical, F.col(_FAST).cast(struct))
+        .select(*keep, "_v", _CANONICAL, _FAST, _OK,
+                F.when(ok, F.lit(None).cast(struct)).when(canonical, F.col(_FAST).cast(struct))
                 .otherwise(F.expr(f"try_variant_get(_v, '$', '{struct}')")).alias("_s"),
                 *_maps("_v", schema["properties"], "_m"),
-                *[F.when(canonical, fast_types[name]).otherwise(c).alias(name) if name in fast_types else c.alias(name)
-                  for name, c in slow_types])
+                *[F.when(ok, F.lit(None)).when(canonical, fast_types[name]).otherwise(c).alias(name)
+                  if name in fast_types else c.alias(name) for name, c in slow_types])
     )
     extra = _unknown(schema["properties"], "_m")
+    # A row the cheap test passes is valid: its values straight from the from_json struct, no codes
+    # to collect. Every other row is diagnosed in full.
+    values = _fast_values(F.col(_FAST), schema["properties"]) if fast else {}
     return looked_up.select(
-        *keep, *fields,
+        *keep, *[F.when(ok, values[name]).otherwise(c).alias(name) if name in values else c.alias(name)
+                 for name, c in zip(schema["properties"], fields)],
         F.when(~canonical & (F.size(extra) > 0), F.to_json(extra)).alias(RESCUED),
-        _present(checks).alias(ERRORS),
+        F.when(ok, F.array().cast("array<string>")).otherwise(_present(checks)).alias(ERRORS),
     )
 
 
@@ -169,6 +176,7 @@ def _types(variant: str, props: dict[str, Any], prefix: str, path: str = "$") ->
 
 
 _FAST = "_j"            # the payload read with from_json (fast path)
+_OK = "_ok"             # canonical and valid: every check passed on the from_json values
 _CANONICAL = "_canon"   # to_json of it gives the payload back: its JSON types are the contract's
 # The name schema_of_variant gives a value of each JSON type (what _is_type accepts).
 _TYPE_NAMES = {"string": "STRING", "integer": "BIGINT", "number": "DOUBLE", "boolean": "BOOLEAN", "object": "OBJECT",
@@ -195,6 +203,84 @@ def _fast_types(parent: Column, props: dict[str, Any], prefix: str) -> dict[str,
         if contracts.json_type(prop) == "object":
             out |= _fast_types(value, prop["properties"], f"{prefix}{name}__")
     return out
+
+
+def _fast_value(raw: Column, prop: dict[str, Any]) -> Column:
+    """A canonical payload's value of ``prop`` as :func:`_field` gives it for a valid row: text
+    trimmed, enum codes lower case, timestamps parsed, money as its decimal."""
+    jtype = contracts.json_type(prop)
+    if jtype == "object":
+        return F.when(raw.isNotNull(), F.struct(*[_fast_value(raw.getField(n), p).alias(n)
+                                                  for n, p in prop["properties"].items()]))
+    ddl = contracts.spark_ddl_type(prop)
+    if jtype == "string":
+        raw = F.trim(raw)
+        if ddl == "timestamp":
+            return F.try_to_timestamp(raw)
+        allowed = [x for x in prop.get("enum", []) if x is not None]
+        if allowed and all(isinstance(x, str) and x == x.lower() for x in allowed):
+            return F.lower(raw)
+        return raw
+    return raw.try_cast(ddl) if ddl.startswith("decimal") else raw
+
+
+def _fast_values(parent: Column, props: dict[str, Any]) -> dict[str, Column]:
+    return {name: _fast_value(parent.getField(name), prop) for name, prop in props.items()}
+
+
+def _fast_valid(parent: Column, schema: dict[str, Any]) -> Column:
+    """For a canonical payload (each field present with its contract's JSON type), whether every
+    check of :func:`_field`, the version and the conditional rules pass: one boolean, so that a
+    valid row skips the diagnosis. Conservative: a row it rejects is diagnosed in full."""
+    conds = _fast_props_valid(parent, schema["properties"])
+    version = schema["properties"]["schema_version"].get("const")
+    if version is not None:
+        conds.append(parent.getField("schema_version") == version)
+    for rule in schema.get("allOf", []):
+        (field, cond), = rule["if"]["properties"].items()
+        when = F.coalesce(parent.getField(field) == cond["const"], F.lit(False))
+        conds += [~when | parent.getField(req).isNotNull() for req in rule["then"]["required"]]
+    out = conds[0]
+    for c in conds[1:]:
+        out = out & c
+    return out
+
+
+def _fast_props_valid(parent: Column, props: dict[str, Any]) -> list[Column]:
+    conds = []
+    for name, prop in props.items():
+        raw = parent.getField(name)
+        nullable = isinstance(prop.get("type"), list) and "null" in prop["type"]
+        jtype = contracts.json_type(prop)
+        checks: list[Column] = []
+        if jtype == "object":
+            inner = _fast_props_valid(raw, prop["properties"])
+            checks += inner
+        elif jtype == "string":
+            text = F.trim(raw)
+            if not nullable:
+                checks.append(text != "")
+            if "pattern" in prop:
+                checks.append(text.rlike(_java_regex(prop["pattern"])))
+            if contracts.spark_ddl_type(prop) == "timestamp":
+                checks.append(F.try_to_timestamp(text).isNotNull())
+        value = _fast_value(raw, prop) if jtype != "object" else raw
+        allowed = [x for x in prop.get("enum", []) if x is not None]
+        if allowed:
+            checks.append(value.isin(allowed))
+        if contracts.spark_ddl_type(prop).startswith("decimal"):
+            checks.append(value.cast("double") == raw)  # no more decimals than the scale, and it fits
+        lo, hi = prop.get("minimum"), prop.get("maximum")
+        if lo is not None:
+            checks.append(value >= lo)
+        if hi is not None:
+            checks.append(value <= hi)
+        valid = F.lit(True)
+        for c in checks:
+            valid = valid & c
+        # null: allowed when the contract allows it (a canonical payload has every field)
+        conds.append(F.when(raw.isNull(), F.lit(nullable)).otherwise(F.coalesce(valid, F.lit(False))))
+    return conds
 
 
 def _is_type(vtype: Column, jtype: str) -> Column:

@@ -6,6 +6,9 @@ import hashlib
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import BinaryType, StructField, StructType
+
+from kappalake.frames import local_frame
 
 _BLOCK = 64  # SHA-256 block size
 
@@ -44,7 +47,9 @@ def pseudonymise(df: DataFrame, fields: list[str], secret: str) -> DataFrame:
     if missing:
         raise ValueError(f"pseudonymise: no column(s) {', '.join(missing)}; columns: {', '.join(df.columns)}")
     ipad, opad = PAD_COLUMNS
-    pads = df.sparkSession.createDataFrame([hmac_pads(secret)], f"{ipad} binary, {opad} binary")
+    # Held by the JVM: a Python-made frame in a streaming plan starts Python workers every batch.
+    pads = local_frame(df.sparkSession, [hmac_pads(secret)],
+                       StructType([StructField(ipad, BinaryType()), StructField(opad, BinaryType())]))
     keyed = df.crossJoin(F.broadcast(pads))
     return keyed.withColumns({f: hmac_sha256(F.col(f).cast("string"), F.col(ipad), F.col(opad))
                               for f in fields}).drop(ipad, opad)

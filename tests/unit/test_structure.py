@@ -12,7 +12,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src"
 # Lowest first: a module may import its own layer and the ones before it.
 LAYERS = [
-    ("kappalake.errors", "kappalake.config", "kappalake.session"),
+    ("kappalake.errors", "kappalake.frames", "kappalake.config", "kappalake.session"),
     ("kappalake.ingest",),
     ("kappalake.transforms",),
     ("kappalake.quality",),
