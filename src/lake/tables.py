@@ -72,5 +72,5 @@ def write_rows(spark: SparkSession, cfg: Config, table: str, schema: StructType,
         return
     path = cfg.lake.table_path(table)
     ensure_table(spark, path, schema, partition_by, dict(cfg.lake.table_properties))
-    df = local_frame(spark, [tuple(r.get(f) for f in schema.fieldNames()) for r in rows], schema)
+    df = local_frame(spark, rows, schema)
     df.write.format("delta").mode("append").save(path)

@@ -12,7 +12,9 @@ Fields the contract does not know, also inside its objects, are kept as JSON in
 
 from __future__ import annotations
 
+import operator
 import re
+from functools import reduce
 from typing import Any
 
 from pyspark.sql import Column, DataFrame
@@ -217,10 +219,7 @@ def _fast_value(raw: Column, prop: dict[str, Any]) -> Column:
         raw = F.trim(raw)
         if ddl == "timestamp":
             return F.try_to_timestamp(raw)
-        allowed = [x for x in prop.get("enum", []) if x is not None]
-        if allowed and all(isinstance(x, str) and x == x.lower() for x in allowed):
-            return F.lower(raw)
-        return raw
+        return F.lower(raw) if _lower_case_codes(prop) else raw
     return raw.try_cast(ddl) if ddl.startswith("decimal") else raw
 
 
@@ -240,34 +239,30 @@ def _fast_valid(parent: Column, schema: dict[str, Any]) -> Column:
         (field, cond), = rule["if"]["properties"].items()
         when = F.coalesce(parent.getField(field) == cond["const"], F.lit(False))
         conds += [~when | parent.getField(req).isNotNull() for req in rule["then"]["required"]]
-    out = conds[0]
-    for c in conds[1:]:
-        out = out & c
-    return out
+    return reduce(operator.and_, conds)
 
 
 def _fast_props_valid(parent: Column, props: dict[str, Any]) -> list[Column]:
     conds = []
     for name, prop in props.items():
         raw = parent.getField(name)
-        nullable = isinstance(prop.get("type"), list) and "null" in prop["type"]
         jtype = contracts.json_type(prop)
-        checks: list[Column] = []
         if jtype == "object":
-            inner = _fast_props_valid(raw, prop["properties"])
-            checks += inner
-        elif jtype == "string":
+            checks = _fast_props_valid(raw, prop["properties"])
+            value = raw
+        else:
+            checks = []
+            value = _fast_value(raw, prop)
+        if jtype == "string":
             text = F.trim(raw)
-            if not nullable:
+            if not _nullable(prop):
                 checks.append(text != "")
             if "pattern" in prop:
                 checks.append(text.rlike(_java_regex(prop["pattern"])))
             if contracts.spark_ddl_type(prop) == "timestamp":
-                checks.append(F.try_to_timestamp(text).isNotNull())
-        value = _fast_value(raw, prop) if jtype != "object" else raw
-        allowed = [x for x in prop.get("enum", []) if x is not None]
-        if allowed:
-            checks.append(value.isin(allowed))
+                checks.append(value.isNotNull())  # the trimmed text parsed
+        if _codes(prop):
+            checks.append(value.isin(_codes(prop)))
         if contracts.spark_ddl_type(prop).startswith("decimal"):
             checks.append(value.cast("double") == raw)  # no more decimals than the scale, and it fits
         lo, hi = prop.get("minimum"), prop.get("maximum")
@@ -275,12 +270,25 @@ def _fast_props_valid(parent: Column, props: dict[str, Any]) -> list[Column]:
             checks.append(value >= lo)
         if hi is not None:
             checks.append(value <= hi)
-        valid = F.lit(True)
-        for c in checks:
-            valid = valid & c
+        valid = reduce(operator.and_, checks, F.lit(True))
         # null: allowed when the contract allows it (a canonical payload has every field)
-        conds.append(F.when(raw.isNull(), F.lit(nullable)).otherwise(F.coalesce(valid, F.lit(False))))
+        conds.append(F.when(raw.isNull(), F.lit(_nullable(prop))).otherwise(F.coalesce(valid, F.lit(False))))
     return conds
+
+
+def _nullable(prop: dict[str, Any]) -> bool:
+    return isinstance(prop.get("type"), list) and "null" in prop["type"]
+
+
+def _codes(prop: dict[str, Any]) -> list[Any]:
+    """The property's enum values, without null."""
+    return [x for x in prop.get("enum", []) if x is not None]
+
+
+def _lower_case_codes(prop: dict[str, Any]) -> bool:
+    """Codes that are all lower-case text compare case-insensitively (stored lower case)."""
+    codes = _codes(prop)
+    return bool(codes) and all(isinstance(x, str) and x == x.lower() for x in codes)
 
 
 def _is_type(vtype: Column, jtype: str) -> Column:
@@ -305,7 +313,7 @@ def _field(types: str, parent: Column, name: str, prop: dict[str, Any], required
            prefix: str = "") -> tuple[Column, list[Column]]:
     """(typed value or null when invalid, error expressions) for one contract property."""
     jtype = contracts.json_type(prop)
-    nullable = isinstance(prop.get("type"), list) and "null" in prop["type"]
+    nullable = _nullable(prop)
     vtype = F.col(types + name)  # null: absent, VOID: JSON null
     absent = vtype.isNull() | (vtype == "VOID")
     type_ok = _is_type(vtype, jtype)
@@ -329,8 +337,8 @@ def _field(types: str, parent: Column, name: str, prop: dict[str, Any], required
         raw = text = F.trim(raw)  # canonical text: no surrounding blanks
         if not nullable:  # silver stores blank text as null (normalise): a required value is missing
             errors.append(F.when(type_ok & (text == ""), F.lit(f"missing:{label}")))
-    allowed = [x for x in prop.get("enum", []) if x is not None]
-    if allowed and all(isinstance(x, str) and x == x.lower() for x in allowed):
+    allowed = _codes(prop)
+    if _lower_case_codes(prop):
         raw = F.lower(raw)  # codes compare case-insensitively: " Add_To_Cart " is add_to_cart
     ok = type_ok
     if "pattern" in prop:
