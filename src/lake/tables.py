@@ -11,6 +11,7 @@ from pyspark.sql.types import ArrayType, DataType, MapType, StructField, StructT
 
 from kappalake.config import Config
 from kappalake.frames import local_frame
+from kappalake.lake.files import delete_path, has_orphan_log
 
 
 def ensure_table(spark: SparkSession, path: str, schema: StructType, partition_by: list[str],
@@ -18,8 +19,12 @@ def ensure_table(spark: SparkSession, path: str, schema: StructType, partition_b
     """Create the Delta table at ``path`` unless it exists (idempotent, safe to race).
 
     Columns are created nullable all the way down: Delta cannot enforce NOT NULL inside
-    arrays and maps, and a stream's inferred nullability is not a contract.
+    arrays and maps, and a stream's inferred nullability is not a contract. A log folder
+    left without any version by a process killed while creating the table is removed
+    first (Delta refuses the path otherwise, and the job could never start again).
     """
+    if has_orphan_log(spark, path):
+        delete_path(spark, path.rstrip("/") + "/_delta_log")
     builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(nullable(schema))
     if partition_by:
         builder = builder.partitionedBy(*partition_by)

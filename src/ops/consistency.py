@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 
 from kappalake.config import Config
 from kappalake.ingest.kafka_clients import spark_kafka_options
+from kappalake.lake.files import hadoop_path
 from kappalake.pipelines.reprocess import reprocess_range
 from kappalake.quality.quarantine import COORDS
 from kappalake.transforms.dedup import CONFLICT
@@ -176,9 +177,8 @@ def check_gold(spark: SparkSession, cfg: Config, pipeline: str) -> Check:
 
 def check_delta(spark: SparkSession, path: str, table: str) -> Check:
     """Every version in the table's log is readable and references only files that exist."""
-    jvm = spark.sparkContext._jvm  # noqa: SLF001 - Hadoop's FileSystem, so S3 and HDFS work too
-    root = jvm.org.apache.hadoop.fs.Path(path)
-    fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # noqa: SLF001
+    jvm = spark.sparkContext._jvm  # noqa: SLF001
+    fs, root = hadoop_path(spark, path)
     present: set[str] = set()
     it = fs.listFiles(root, True)
     while it.hasNext():

@@ -14,6 +14,7 @@ from pyspark.sql import SparkSession
 
 from kappalake.config import Config
 from kappalake.errors import CheckpointError
+from kappalake.lake.files import hadoop_path
 
 
 @dataclass(frozen=True)
@@ -25,21 +26,15 @@ class Committed:
     watermark_ms: int
 
 
-def _fs(spark: SparkSession, path: str):  # noqa: ANN202 - py4j objects
-    jvm = spark.sparkContext._jvm
-    p = jvm.org.apache.hadoop.fs.Path(path)
-    return p.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), p
-
-
 def _batch_ids(spark: SparkSession, path: str) -> list[int]:
-    fs, p = _fs(spark, path)
+    fs, p = hadoop_path(spark, path)
     if not fs.exists(p):
         return []
     return sorted(int(s.getPath().getName()) for s in fs.listStatus(p) if s.getPath().getName().isdigit())
 
 
 def _read(spark: SparkSession, path: str) -> list[str]:
-    fs, p = _fs(spark, path)
+    fs, p = hadoop_path(spark, path)
     stream = fs.open(p)
     try:
         reader = spark.sparkContext._jvm.java.io.BufferedReader(spark.sparkContext._jvm.java.io.InputStreamReader(stream))

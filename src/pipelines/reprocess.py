@@ -42,6 +42,7 @@ from pyspark.sql import functions as F
 
 from kappalake.config import Config, TriggerConf
 from kappalake.errors import ConfigError, PipelineError
+from kappalake.lake.files import delete_path
 from kappalake.lake.sinks import with_rank
 from kappalake.lake.writers import retry_on_conflict
 from kappalake.pipelines.checkpoints import delta_source_version, kafka_next_offsets
@@ -283,18 +284,12 @@ def side_config(cfg: Config, chain: list[str]) -> Config:
     return cfg.model_copy(update={"pipelines": pipelines, "quality": quality})
 
 
-def _delete_path(spark: SparkSession, path: str) -> None:
-    jvm = spark.sparkContext._jvm
-    p = jvm.org.apache.hadoop.fs.Path(path)
-    p.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(p, True)
-
-
 def _drop_side(spark: SparkSession, side: Config) -> None:
     for n, pc in side.pipelines.items():
         for t in filter(None, (pc.sink.table, pc.sink.quarantine)):
-            _delete_path(spark, side.lake.table_path(t))
-        _delete_path(spark, side.lake.checkpoint_path(n))
-    _delete_path(spark, side.lake.table_path(side.quality.metrics_table))
+            delete_path(spark, side.lake.table_path(t))
+        delete_path(spark, side.lake.checkpoint_path(n))
+    delete_path(spark, side.lake.table_path(side.quality.metrics_table))
 
 
 def processed_offsets(spark: SparkSession, cfg: Config, name: str) -> dict[tuple[str, int], int] | None:

@@ -21,3 +21,17 @@ def test_replayed_batch_is_not_duplicated(spark, tmp_path):
     assert {r.key: r.value for r in props}["delta.autoOptimize.autoCompact"] == "true"
     writes = table.history().filter("operation = 'WRITE'").count()
     assert writes == 3  # three real appends; the replay committed nothing (auto compaction may add OPTIMIZEs)
+
+
+def test_a_table_whose_creation_was_killed_is_created_on_restart(spark, tmp_path):
+    # Delta makes _delta_log before it writes version 0; chaos's kills caught a job in between,
+    # and every restart then failed with DELTA_TABLE_NOT_FOUND.
+    path = tmp_path / "t"
+    (path / "_delta_log").mkdir(parents=True)
+    (path / "_delta_log" / ".00000000000000000000.json.1f2e.tmp").write_text("")
+    df = spark.range(3).withColumnRenamed("id", "n")
+    ensure_table(spark, str(path), df.schema, [], {})
+    append_idempotent(df, str(path), app_id="q1", version=0)
+    assert spark.read.format("delta").load(str(path)).count() == 3
+    ensure_table(spark, str(path), df.schema, [], {})  # a table with versions is left as it is
+    assert spark.read.format("delta").load(str(path)).count() == 3
