@@ -20,7 +20,8 @@ from kappalake.config import Config
 from kappalake.errors import ConfigError, PipelineError
 from kappalake.ingest.topics import beginning_offsets
 from kappalake.lake.tables import write_rows
-from kappalake.pipelines.checkpoints import _fs, _read, kafka_next_offsets, last_committed
+from kappalake.lake.files import hadoop_path
+from kappalake.pipelines.checkpoints import _read, kafka_next_offsets, last_committed
 
 
 log = logging.getLogger("kappalake.ops")
@@ -128,7 +129,7 @@ def check_checkpoint(spark: SparkSession, cfg: Config, name: str, df: DataFrame)
     root = cfg.lake.checkpoint_path(name)
     path = f"{root}/{FINGERPRINT}"
     now = plan_fingerprint(cfg, name, df)
-    fs, p = _fs(spark, path)
+    fs, p = hadoop_path(spark, path)
     if fs.exists(p):
         before = json.loads("\n".join(_read(spark, path)))["operators"]
         if before != now and last_committed(spark, cfg, name) is not None:
