@@ -75,7 +75,7 @@ def expectation_types() -> str:
 
 
 def quality_policies() -> str:
-    from kappalake.quality.suites import POLICIES, SCOPES
+    from kappalake.config.shapes import POLICIES, SCOPES
 
     return (f"Policies (`meta.policy`): {', '.join(code(p) for p in POLICIES)}. "
             f"Scopes (`meta.scope`): {', '.join(code(s) for s in SCOPES)}.\n")

@@ -8,7 +8,6 @@ jitter, and every outcome is kept as a :class:`Delivery` for the caller to recor
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import queue
@@ -21,6 +20,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Protocol
 
+from kappalake.config.shapes import check_notifier
 from kappalake.errors import NotifyError
 
 log = logging.getLogger("kappalake.alerts")
@@ -231,35 +231,16 @@ def build_notifiers(specs: list[dict[str, Any]]) -> list[Notifier]:
     out: list[Notifier] = []
     for i, spec in enumerate(specs):
         where = f"alerts.notifiers[{i}]"
-        if not isinstance(spec, dict) or "type" not in spec:
-            raise ValueError(f"{where}: expected a mapping with a 'type' (webhook, log or class), got {spec!r}")
-        kind, kwargs = spec["type"], {k: v for k, v in spec.items() if k != "type"}
+        cls = check_notifier(where, spec)
+        kwargs = {k: v for k, v in spec.items() if k not in ("type", "class")}
         try:
-            if kind == "webhook":
-                if "url" not in kwargs:
-                    raise ValueError("a webhook needs a 'url'")
-                out.append(WebhookNotifier(**kwargs))
-            elif kind == "log":
-                out.append(LogNotifier(**kwargs))
-            elif kind == "class":
-                path = kwargs.pop("class", None)
-                if not path or "." not in path:
-                    raise ValueError("'class' must be a dotted path such as mypkg.notify.PagerDuty")
-                mod, _, name = path.rpartition(".")
-                try:
-                    cls = getattr(importlib.import_module(mod), name)
-                except (ImportError, AttributeError) as e:
-                    raise ValueError(f"cannot import {path}: {e}") from None
-                inst = cls(**kwargs)
-                if not callable(getattr(inst, "send", None)):
-                    raise ValueError(f"{path} has no send(alert) method")
-                if not hasattr(inst, "name"):
-                    inst.name = name
-                out.append(inst)
-            else:
-                raise ValueError(f"unknown type {kind!r}; use webhook, log or class")
-        except TypeError as e:
+            if cls is None:
+                out.append((WebhookNotifier if spec["type"] == "webhook" else LogNotifier)(**kwargs))
+                continue
+            inst = cls(**kwargs)
+        except (TypeError, ValueError) as e:
             raise ValueError(f"{where}: {e}") from None
-        except ValueError as e:
-            raise ValueError(f"{where}: {e}") from None
+        if not hasattr(inst, "name"):
+            inst.name = cls.__name__
+        out.append(inst)
     return out

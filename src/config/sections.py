@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, StringConstraints, field_validator,
                       model_validator)
 
+from kappalake.config.shapes import check_notifier, check_suite_shape
+
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Units Spark's interval parser accepts for processingTime triggers.
 INTERVAL = re.compile(r"^\d+\s+(millisecond|second|minute|hour)s?$")
@@ -198,9 +200,8 @@ class AlertsConf(_Model):
     @field_validator("notifiers")
     @classmethod
     def _buildable(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from kappalake.alerts.notifiers import build_notifiers
-
-        build_notifiers(v)  # ValueError names the entry and the problem
+        for i, spec in enumerate(v):
+            check_notifier(f"alerts.notifiers[{i}]", spec)  # ValueError names the entry and the problem
         return v
 
     @field_validator("deliveries_table")
@@ -224,12 +225,10 @@ class QualityConf(_Model):
     @field_validator("suites")
     @classmethod
     def _suite_shapes(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        from kappalake.quality.suites import check_shape
-
         for table, suite in v.items():
             if not TABLE_NAME.match(table):
                 raise ValueError(f"suite for {table!r}: the key must be a table name like 'silver.clickstream'")
-            check_shape(table, suite)  # ValueError naming the expectation and the problem
+            check_suite_shape(table, suite)  # ValueError naming the expectation and the problem
         return v
 
     @field_validator("metrics_table")

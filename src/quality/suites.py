@@ -22,16 +22,13 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kappalake.config.shapes import check_suite_shape as check_shape
 from kappalake.errors import ConfigError
 
 if TYPE_CHECKING:
     from kappalake.config import Config
 
-POLICIES = ("warn", "drop", "quarantine", "fail")
-SCOPES = ("row", "table")
 COLUMN_KWARGS = ("column", "column_A", "column_B", "column_list")
-_SUITE_KEYS = {"name", "expectations", "meta", "notes", "id", "suite_parameters"}
-_EXPECTATION_KEYS = {"type", "kwargs", "meta", "notes", "description", "severity", "id", "rendered_content"}
 
 
 @dataclass(frozen=True)
@@ -70,33 +67,6 @@ class Suite:
 
         return gx.ExpectationSuite(name=self.table, meta=dict(self.raw.get("meta") or {}),
                                    expectations=[_gx_expectation(r) for r in self.rules])
-
-
-def check_shape(table: str, raw: Any) -> None:
-    """Structural checks that need no GX import (run at config load): ValueError on problems."""
-    if not isinstance(raw, dict):
-        raise ValueError(f"suite {table}: must be a mapping with an 'expectations' list")
-    unknown = set(raw) - _SUITE_KEYS
-    if unknown:
-        raise ValueError(f"suite {table}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_SUITE_KEYS))}")
-    exps = raw.get("expectations")
-    if not isinstance(exps, list):
-        raise ValueError(f"suite {table}: 'expectations' must be a list of {{type, kwargs, meta}}")
-    for i, e in enumerate(exps):
-        where = f"suite {table} expectations[{i}]"
-        if not isinstance(e, dict) or not isinstance(e.get("type"), str):
-            raise ValueError(f"{where}: each expectation needs a 'type' (e.g. expect_column_values_to_not_be_null)")
-        extra = set(e) - _EXPECTATION_KEYS
-        if extra:
-            raise ValueError(f"{where} ({e['type']}): unknown key(s) {', '.join(sorted(extra))}; "
-                             f"put kappalake settings under meta (policy, rule, scope)")
-        if not isinstance(e.get("kwargs", {}), dict) or not isinstance(e.get("meta", {}) or {}, dict):
-            raise ValueError(f"{where} ({e['type']}): kwargs and meta must be mappings")
-        meta = e.get("meta") or {}
-        if meta.get("policy", "quarantine") not in POLICIES:
-            raise ValueError(f"{where} ({e['type']}): meta.policy {meta['policy']!r} must be one of {', '.join(POLICIES)}")
-        if meta.get("scope", "row") not in SCOPES:
-            raise ValueError(f"{where} ({e['type']}): meta.scope {meta['scope']!r} must be row or table")
 
 
 def load_suite(cfg: Config, table: str | None) -> Suite | None:
