@@ -14,6 +14,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from kappalake.config import Config
+from kappalake.lake.tables import table_exists
 from kappalake.monitoring.lag import lag_rows
 from kappalake.pipelines.reprocess import processed_offsets
 
@@ -23,7 +24,7 @@ def commits(spark: SparkSession, cfg: Config, tables: list[str] | None = None, l
     frames = []
     for table in tables or cfg.tables():
         path = cfg.lake.table_path(table)
-        if not DeltaTable.isDeltaTable(spark, path):
+        if not table_exists(spark, path):
             continue
         h = (DeltaTable.forPath(spark, path).history(limit)
              .select(F.lit(table).alias("table"), "version", "timestamp", "operation",

@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from kappalake.config import Config
 from kappalake.errors import ConfigError
 from kappalake.lake.catalog import register_tables
+from kappalake.lake.tables import table_exists
 
 _TABLE = re.compile(r"\{([a-z][a-z0-9_]*\.[a-z][a-z0-9_]*)\}")
 
@@ -194,7 +195,7 @@ def register_views(spark: SparkSession, cfg: Config) -> list[str]:
 def table_history(spark: SparkSession, cfg: Config, table: str, limit: int = 20) -> DataFrame:
     """Delta history of a lake table: version, time, operation and rows written, newest first."""
     path = cfg.lake.table_path(table)
-    if table not in cfg.tables() or not DeltaTable.isDeltaTable(spark, path):
+    if table not in cfg.tables() or not table_exists(spark, path):
         raise ConfigError(f"table {table} does not exist at {path}; tables: {', '.join(cfg.tables())}")
     from pyspark.sql import functions as F
 

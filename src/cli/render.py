@@ -58,32 +58,45 @@ def print_summary(spark: Any, cfg: Config) -> None:
 
 def print_quarantine_reasons(spark: Any, cfg: Config) -> None:
     """Why rows were quarantined, by kind of problem, per quarantine table."""
-    from delta.tables import DeltaTable
     from pyspark.sql import functions as F
+
+    from kappalake.lake.tables import read_table
 
     for table in sorted({p.sink.quarantine for p in cfg.pipelines.values() if p.sink.quarantine}):
         path = cfg.lake.table_path(table)
-        if not DeltaTable.isDeltaTable(spark, path):
+        if (df := read_table(spark, path)) is None:
             continue
-        kinds = (spark.read.format("delta").load(path)
+        kinds = (df
                  .groupBy(F.substring_index("reason", ":", 1).alias("kind")).count().orderBy(F.desc("count")).collect())
         print(f"{table} reasons: " + (", ".join(f"{r['kind']} {r['count']:,}" for r in kinds) or "none"))
 
 
+def _answers(spark: Any, cfg: Config) -> Any:
+    """``answer(name)``: the named BI query as a DataFrame, None while a table it reads is missing."""
+    from kappalake.bi.queries import get_query, run_query
+    from kappalake.lake.catalog import register_tables
+
+    registered = register_tables(spark, cfg)
+
+    def answer(name: str) -> Any:
+        if not set(get_query(name).tables) <= set(registered):
+            return None
+        return run_query(spark, cfg, name, registered=registered)
+
+    return answer
+
+
 def print_quality_metrics(spark: Any, cfg: Config) -> None:
-    """Totals per table from the quality-metrics table: in, passed, warned, dropped, quarantined, top rules."""
-    from delta.tables import DeltaTable
+    """Totals per table (the ``quality_by_table`` query) and its most frequent failures by kind
+    (``rule_failures``: contract codes grouped by kind, expectation rules by name)."""
     from pyspark.sql import functions as F
 
-    path = cfg.lake.table_path(cfg.quality.metrics_table)
-    if not DeltaTable.isDeltaTable(spark, path):
+    answer = _answers(spark, cfg)
+    if (totals := answer("quality_by_table")) is None:
         return
-    m = spark.read.format("delta").load(path)
-    totals = m.groupBy("table").agg(F.count("*").alias("batches"), *[F.sum(c).alias(c) for c in
-                                    ("rows_in", "passed", "warned", "dropped", "quarantined")]).orderBy("table").collect()
-    rules = (m.select("table", F.explode("rule_failures").alias("rule", "n"))  # contract codes by kind
-             .groupBy("table", F.substring_index("rule", ":", 1).alias("rule")).agg(F.sum("n").alias("n")).collect())
-    for t in totals:
+    rules = (answer("rule_failures").groupBy("table", F.substring_index("rule", ":", 1).alias("rule"))
+             .agg(F.sum("rows").alias("n")).collect())
+    for t in totals.collect():
         top = sorted(((r["n"], r["rule"]) for r in rules if r["table"] == t["table"]), reverse=True)[:8]
         print(f"{t['table']} quality over {t['batches']} batches: {t['rows_in']:,} in, {t['passed']:,} passed, "
               f"{t['warned']:,} warned, {t['dropped']:,} dropped, {t['quarantined']:,} quarantined"
@@ -92,15 +105,16 @@ def print_quality_metrics(spark: Any, cfg: Config) -> None:
 
 def print_latest_quarantined(spark: Any, cfg: Config, pipelines: list[str], limit: int) -> None:
     """The latest quarantined records of ``pipelines``: where from, why, the payload's start."""
-    from delta.tables import DeltaTable
     from pyspark.sql import functions as F
+
+    from kappalake.lake.tables import read_table
 
     for name in pipelines:
         table = cfg.pipelines[name].sink.quarantine
         path = cfg.lake.table_path(table) if table else None
-        if path is None or not DeltaTable.isDeltaTable(spark, path):
+        if path is None or (df := read_table(spark, path)) is None:
             continue
-        rows = (spark.read.format("delta").load(path).filter(F.col("pipeline") == name)
+        rows = (df.filter(F.col("pipeline") == name)
                 .orderBy(F.desc("quarantined_at"), F.desc("offset")).limit(limit).collect())
         print(f"{table}, latest {len(rows)} of pipeline {name}:")
         for r in rows:
@@ -109,68 +123,44 @@ def print_latest_quarantined(spark: Any, cfg: Config, pipelines: list[str], limi
 
 
 def print_gold_highlights(spark: Any, cfg: Config) -> None:
-    """A few answers from gold: the latest hour's funnel, busiest zones, viewers, fleet."""
-    from delta.tables import DeltaTable
+    """A few answers of the named BI queries: the latest hour's funnel, the most concentrated zones
+    of the latest window, the busiest minute of video, the fleet in its latest minute."""
     from pyspark.sql import functions as F
 
-    def read(table: str) -> Any:
-        path = cfg.lake.table_path(table)
-        if table not in cfg.tables() or not DeltaTable.isDeltaTable(spark, path):
-            return None
-        return spark.read.format("delta").load(path)
-
-    def latest(table: str, column: str) -> Any:
-        if (df := read(table)) is None:
-            return None
-        last = df.agg(F.max(column)).first()[0]
-        return None if last is None else df.filter(F.col(column) == last)
-
-    if (funnel := latest("gold.funnel_hourly", "window_start")) is not None:
-        t = funnel.agg(*[F.sum(c).alias(c) for c in ("sessions", "viewed_product", "added_to_cart", "checked_out",
-                                                        "purchased", "revenue")]).first()
-        print(f"funnel, hour from {funnel.first()['window_start']:%H:%M} UTC: {t['sessions']:,} sessions -> "
+    answer = _answers(spark, cfg)
+    if (funnel := answer("funnel")) is not None and (t := funnel.orderBy(F.desc("hour")).first()) is not None:
+        print(f"funnel, hour from {t['hour']:%H:%M} UTC: {t['sessions']:,} sessions -> "
               f"{t['viewed_product']:,} viewed a product -> {t['added_to_cart']:,} added to cart -> "
               f"{t['checked_out']:,} checked out -> {t['purchased']:,} bought, EUR {t['revenue']:,.2f}")
-    if (zones := latest("gold.zone_occupancy", "window_start")) is not None:
-        top = zones.orderBy("concentration_rank", "zone_id").limit(3).collect()
-        print(f"most concentrated zones, 15 minutes from {top[0]['window_start']:%H:%M} UTC: " + ", ".join(
-            f"#{z['concentration_rank']} {z['zone_name']} ({z['visitors']} in)" for z in top))
-    if (viewers := read("gold.concurrent_viewers")) is not None:
-        peak = viewers.orderBy(F.desc("viewers"), "second").first()
+    if (zones := answer("zone_concentration")) is not None and (first := zones.first()) is not None:
+        top = zones.filter(F.col("window_start") == first["window_start"]).limit(3).collect()
+        print(f"most concentrated zones, 15 minutes from {first['window_start']:%H:%M} UTC: " + ", ".join(
+            f"#{z['rank']} {z['zone_name']} ({z['visitors']} in)" for z in top))
+    if (viewers := answer("concurrent_viewers")) is not None:
+        peak = viewers.orderBy(F.desc("peak_viewers"), "minute").first()
         if peak is not None:
-            print(f"peak concurrent viewers: {peak['viewers']} at {peak['second']:%H:%M:%S} UTC")
-    if (fleet := latest("gold.fleet_health", "window_start")) is not None:
-        t = fleet.agg(*[F.sum(c).alias(c) for c in ("vehicles", "moving", "engine_hot", "cargo_out_of_range",
-                                                      "low_fuel")]).first()
-        print(f"fleet, minute from {fleet.first()['window_start']:%H:%M} UTC: {t['vehicles']} vehicles reporting, "
-              f"{t['moving']} moving, {t['engine_hot']} engine hot, {t['cargo_out_of_range']} cargo out of range, "
-              f"{t['low_fuel']} low on fuel")
+            print(f"peak concurrent viewers: {peak['peak_viewers']} in the minute from {peak['minute']:%H:%M} UTC")
+    if (fleet := answer("fleet_health")) is not None:
+        t = fleet.agg(F.max("window_start").alias("window_start"), *[F.sum(c).alias(c) for c in (
+            "vehicles", "moving", "engine_hot", "cargo_out_of_range", "low_fuel")]).first()
+        if t["window_start"] is not None:
+            print(f"fleet, minute from {t['window_start']:%H:%M} UTC: {t['vehicles']} vehicles reporting, "
+                  f"{t['moving']} moving, {t['engine_hot']} engine hot, {t['cargo_out_of_range']} cargo out of range, "
+                  f"{t['low_fuel']} low on fuel")
 
 
 def print_alerts(spark: Any, cfg: Config) -> None:
-    """The alert episodes in ops.alerts and what the alerts topic holds (episodes and fast-path flags)."""
-    from delta.tables import DeltaTable
-    from pyspark.sql import functions as F
-
+    """The alert episodes (the ``alert_history`` query) and what the alerts topics hold (episodes and
+    fast-path flags)."""
     from kappalake.alerts.tail import follow
 
-    tables = sorted({p.sink.table for p in cfg.pipelines.values() if p.sink.publish or p.sink.notify})
-    for table in tables:
-        path = cfg.lake.table_path(table)
-        if not DeltaTable.isDeltaTable(spark, path):
-            continue
-        df = spark.read.format("delta").load(path)
-        opens = df.filter(F.col("event") == "open").alias("o")
-        closes = df.filter(F.col("event") == "close").alias("c")
-        episodes = (opens.join(closes, "alert_id", "left")
-                    .select("o.kind", "o.entity", "o.metric", "o.reason", "o.started_at", "o.value", "c.ended_at",
-                            "c.duration_s", "c.peak").orderBy("started_at", "entity").collect())
-        print(f"{table}: {len(episodes)} alert episodes" + (":" if episodes else ""))
+    if (history := _answers(spark, cfg)("alert_history")) is not None:
+        episodes = history.orderBy("started_at", "entity").collect()
+        print(f"ops.alerts: {len(episodes)} alert episodes" + (":" if episodes else ""))
         for e in episodes[:12]:
-            end = (f"closed after {e['duration_s']:.0f} s, peak {e['peak']:g}" if e["ended_at"] is not None
-                   else "still open")
-            print(f"      {e['started_at']:%H:%M:%S} {e['kind']} {e['entity']} {e['metric']} {e['reason']} "
-                  f"(value {e['value']:g}), {end}")
+            end = (f"closed after {e['duration_s']:.0f} s" if e["status"] == "closed" else "still open")
+            print(f"      {e['started_at']:%H:%M:%S} {e['kind']} {e['entity']} {e['metric']} {e['reason']}, "
+                  f"peak {e['peak']:g}, {end}")
     for topic in sorted({t for p in cfg.pipelines.values() for t in (p.sink.publish, p.sink.topic) if t}):
         kinds: dict[str, int] = {}
         for _key, alert in follow(cfg, topic, from_beginning=True, timeout_s=2.0):

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import re
 
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from kappalake.config import Config
+from kappalake.lake.tables import table_exists
 
 
 def absolute(path: str) -> str:
@@ -26,7 +26,7 @@ def register_tables(spark: SparkSession, cfg: Config) -> list[str]:
     done = []
     for table in cfg.tables():
         path = absolute(cfg.lake.table_path(table))
-        if not DeltaTable.isDeltaTable(spark, path):
+        if not table_exists(spark, path):
             continue
         layer = table.split(".", 1)[0]
         spark.sql(f"CREATE DATABASE IF NOT EXISTS `{layer}`")

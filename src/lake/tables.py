@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from delta.tables import DeltaTable
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import ArrayType, DataType, MapType, StructField, StructType
 
 from kappalake.config import Config
@@ -31,6 +31,16 @@ def ensure_table(spark: SparkSession, path: str, schema: StructType, partition_b
     for key, value in properties.items():
         builder = builder.property(key, value)
     builder.execute()
+
+
+def table_exists(spark: SparkSession, path: str) -> bool:
+    """Whether a Delta table is at ``path`` (a folder without a committed version holds none)."""
+    return DeltaTable.isDeltaTable(spark, path)
+
+
+def read_table(spark: SparkSession, path: str) -> DataFrame | None:
+    """The Delta table at ``path`` as a DataFrame, or None while there is none."""
+    return spark.read.format("delta").load(path) if table_exists(spark, path) else None
 
 
 def nullable(dt: DataType) -> DataType:
@@ -60,7 +70,7 @@ def summarize_tables(spark: SparkSession, cfg: Config) -> list[TableSummary]:
     out = []
     for table in cfg.tables():
         path = cfg.lake.table_path(table)
-        if not DeltaTable.isDeltaTable(spark, path):
+        if not table_exists(spark, path):
             out.append(TableSummary(table, path, False))
             continue
         detail = spark.sql(f"DESCRIBE DETAIL delta.`{path}`").select("numFiles", "sizeInBytes").first()

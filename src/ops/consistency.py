@@ -21,13 +21,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from kappalake.config import Config
 from kappalake.ingest.kafka_clients import spark_kafka_options
+from kappalake.lake.deltalog import scan_log
 from kappalake.lake.files import hadoop_path
+from kappalake.lake.tables import table_exists
 from kappalake.pipelines.reprocess import reprocess_range
 from kappalake.quality.quarantine import COORDS
 from kappalake.transforms.dedup import CONFLICT
@@ -42,10 +43,6 @@ class Check:
     ok: bool
     detail: str
     figures: dict[str, Any] = field(default_factory=dict)
-
-
-def _exists(spark: SparkSession, path: str) -> bool:
-    return DeltaTable.isDeltaTable(spark, path)
 
 
 def kafka_records(spark: SparkSession, cfg: Config, topic: str) -> DataFrame:
@@ -122,7 +119,7 @@ def check_silver(spark: SparkSession, cfg: Config, pipeline: str) -> Check:
     bronze = _event_ids(read(p.source.table)).persist()
     silver = read(table).select(*COORDS, "event_id").persist()
     quarantined = (read(p.sink.quarantine).filter(F.col("pipeline") == pipeline) if p.sink.quarantine and
-                   _exists(spark, cfg.lake.table_path(p.sink.quarantine)) else None)
+                   table_exists(spark, cfg.lake.table_path(p.sink.quarantine)) else None)
     quarantine = quarantined.select(*COORDS) if quarantined is not None else None
     try:
         landed = silver.select(*COORDS)
@@ -177,32 +174,21 @@ def check_gold(spark: SparkSession, cfg: Config, pipeline: str) -> Check:
 
 def check_delta(spark: SparkSession, path: str, table: str) -> Check:
     """Every version in the table's log is readable and references only files that exist."""
-    jvm = spark.sparkContext._jvm  # noqa: SLF001
     fs, root = hadoop_path(spark, path)
     present: set[str] = set()
     it = fs.listFiles(root, True)
     while it.hasNext():
-        f = it.next().getPath()
-        present.add(f.toUri().getPath())
-    versions = [r["version"] for r in DeltaTable.forPath(spark, path).history().select("version").collect()]
-    unreadable, dangling, referenced = [], set(), set()
-    for v in sorted(versions):
-        try:
-            files = spark.read.format("delta").option("versionAsOf", v).load(path).inputFiles()
-        except Exception as e:  # noqa: BLE001 - an unreadable version is what this check reports
-            unreadable.append(f"version {v}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
-            continue
-        for uri in files:
-            local = jvm.org.apache.hadoop.fs.Path(uri).toUri().getPath()
-            referenced.add(local)
-            if local not in present:
-                dangling.add(local)
+        present.add(it.next().getPath().toUri().getPath())
+    scan = scan_log(spark, path)
+    versions, unreadable = scan.versions, scan.unreadable
+    dangling = scan.referenced - present
     data = {f for f in present if "/_delta_log/" not in f and f.endswith(".parquet")}
+    unreferenced = len(data - scan.referenced)
     figures = {"versions": len(versions), "unreadable": len(unreadable), "dangling": len(dangling),
-               "files": len(present), "unreferenced": len(data - referenced)}
+               "files": len(present), "unreferenced": unreferenced}
     ok = not unreadable and not dangling
     detail = (f"{len(versions)} versions readable, every referenced file present "
-              f"({len(data - referenced)} unreferenced data files, for VACUUM)" if ok else
+              f"({unreferenced} unreferenced data files, for VACUUM)" if ok else
               "; ".join(unreadable[:3] + [f"{len(dangling)} referenced files missing, e.g. {sorted(dangling)[0]}"]
                         if dangling else unreadable[:3]))
     return Check("delta", table, ok, detail, figures)
@@ -214,7 +200,7 @@ def verify_lake(spark: SparkSession, cfg: Config, pipelines: list[str] | None = 
     for those reading Kafka into Delta, silver for those with a quarantine, gold for merge sinks
     reading a table, and the Delta check for every table they write."""
     names = [n for n in (pipelines or cfg.pipelines) if cfg.pipelines[n].sink.table is not None
-             and _exists(spark, cfg.lake.table_path(cfg.pipelines[n].sink.table))]
+             and table_exists(spark, cfg.lake.table_path(cfg.pipelines[n].sink.table))]
     checks: list[Check] = []
     tables: list[str] = []
     for n in names:
@@ -229,7 +215,7 @@ def verify_lake(spark: SparkSession, cfg: Config, pipelines: list[str] | None = 
     if delta:
         for t in tables:
             path = cfg.lake.table_path(t)
-            if _exists(spark, path):
+            if table_exists(spark, path):
                 checks.append(check_delta(spark, path, t))
     return checks
 

@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 
 from kappalake.config import Config
 from kappalake.errors import CheckpointError, ConfigError
+from kappalake.lake.tables import table_exists
 from kappalake.lake.writers import retry_on_conflict
 from kappalake.pipelines.checkpoints import delta_source_version, last_committed
 
@@ -95,7 +96,7 @@ def maintain_table(spark: SparkSession, cfg: Config, table: str, optimize: bool 
                           f"({m.min_retain_hours:g}): time travel beyond that breaks, and so would readers further "
                           f"behind than kappalake can see (other jobs, other clusters). Pass --force to do it anyway "
                           f"(streams configured here are still protected), or retain longer")
-    if not DeltaTable.isDeltaTable(spark, path):
+    if not table_exists(spark, path):
         raise ConfigError(f"{table} is not a Delta table yet at {path}: run its pipeline first")
     delta = DeltaTable.forPath(spark, path)
     report.files_before = report.files_after = _files(spark, path)
@@ -150,4 +151,4 @@ def maintained_tables(spark: SparkSession, cfg: Config, tables: list[str] | None
     for t in tables or []:
         if t not in known:
             raise ConfigError(f"unknown table {t!r}; configured tables: {', '.join(known)}")
-    return tables or [t for t in known if DeltaTable.isDeltaTable(spark, cfg.lake.table_path(t))]
+    return tables or [t for t in known if table_exists(spark, cfg.lake.table_path(t))]

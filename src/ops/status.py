@@ -6,16 +6,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from kappalake.config import Config
+from kappalake.lake.tables import read_table
 
 
 def _table(spark: SparkSession, cfg: Config, name: str):  # noqa: ANN202
-    path = cfg.lake.table_path(name)
-    return spark.read.format("delta").load(path) if DeltaTable.isDeltaTable(spark, path) else None
+    return read_table(spark, cfg.lake.table_path(name))
 
 
 def query_status(spark: SparkSession, cfg: Config, lag: dict[str, int] | None = None) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
@@ -15,6 +14,7 @@ from kappalake.config import Config
 from kappalake.errors import ConfigError, PipelineError
 from kappalake.ingest.kafka_clients import spark_source_options
 from kappalake.lake.sinks import table_schema
+from kappalake.lake.tables import read_table, table_exists
 from kappalake.pipelines.plan import transform_specs
 from kappalake.quality.gate import QualityGate
 from kappalake.quality.quarantine import valid_rows
@@ -32,7 +32,7 @@ def read_source(spark: SparkSession, cfg: Config, pipeline: str) -> DataFrame:
     if source.topic is not None:
         return spark.readStream.format("kafka").options(**spark_source_options(cfg, source)).load()
     path = cfg.lake.table_path(source.table)
-    if not DeltaTable.isDeltaTable(spark, path):
+    if not table_exists(spark, path):
         raise PipelineError(f"pipeline {pipeline} reads {source.table}, which does not exist yet at {path}: "
                             f"run the pipeline that writes it first")
     # A reprocess rewrites a range of the table (removes + adds): downstream streams skip such
@@ -55,10 +55,10 @@ def apply_transforms(spark: SparkSession, cfg: Config, df: DataFrame, specs: Ite
         kwargs = dict(spec.params)
         for param, table in spec.tables.items():
             path = cfg.lake.table_path(table)
-            if not DeltaTable.isDeltaTable(spark, path):
+            kwargs[param] = read_table(spark, path)
+            if kwargs[param] is None:
                 raise PipelineError(f"{spec.name} needs table {table} at {path}; create it first "
                                     f"(dimension tables: kappalake reference create)")
-            kwargs[param] = spark.read.format("delta").load(path)
         if spec.needs_secret:
             kwargs["secret"] = cfg.privacy.secret.get_secret_value()
         try:

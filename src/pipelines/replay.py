@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from kappalake.config import Config
 from kappalake.errors import ConfigError
+from kappalake.lake.tables import read_table, table_exists
 from kappalake.pipelines.compose import build_checked_batch
 from kappalake.pipelines.plan import transform_specs
 from kappalake.quality.quarantine import COORDS, delete_quarantined, quarantine_rows, upsert_quarantined, valid_rows
@@ -50,9 +50,10 @@ def replay_quarantine(spark: SparkSession, cfg: Config, pipeline: str, dry_run: 
     sink = cfg.pipelines[pipeline].sink
     qpath, path = cfg.lake.table_path(sink.quarantine), cfg.lake.table_path(sink.table)
     report = ReplayReport(pipeline)
-    if not DeltaTable.isDeltaTable(spark, qpath) or not DeltaTable.isDeltaTable(spark, path):
+    quarantined = read_table(spark, qpath)
+    if quarantined is None or not table_exists(spark, path):
         return report
-    quarantined = spark.read.format("delta").load(qpath).filter(F.col("pipeline") == pipeline)
+    quarantined = quarantined.filter(F.col("pipeline") == pipeline)
     # Alone, a conflicting resend would pass and be taken for a duplicate of the event it conflicts with.
     report.conflicts = quarantined.filter(F.col("reason") == CONFLICT).count()
     quarantined = quarantined.filter(F.col("reason") != CONFLICT)

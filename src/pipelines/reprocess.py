@@ -44,6 +44,7 @@ from kappalake.config import Config, TriggerConf
 from kappalake.errors import ConfigError, PipelineError
 from kappalake.lake.files import delete_path
 from kappalake.lake.sinks import with_rank
+from kappalake.lake.tables import table_exists
 from kappalake.lake.writers import retry_on_conflict
 from kappalake.pipelines.checkpoints import delta_source_version, kafka_next_offsets
 from kappalake.pipelines.compose import build_checked_batch, read_static_source
@@ -179,7 +180,7 @@ def reprocess_range(spark: SparkSession, cfg: Config, table: str, start: datetim
     if start and end and start >= end:
         raise ConfigError(f"--from {start:%Y-%m-%dT%H:%M:%S} is not before --to {end:%Y-%m-%dT%H:%M:%S}")
     path = cfg.lake.table_path(table)
-    if not DeltaTable.isDeltaTable(spark, path):
+    if not table_exists(spark, path):
         raise PipelineError(f"{table} does not exist yet at {path}: run its pipeline ({name}) first")
     report = ReprocessReport(table, name, _describe(start, end, column or "time") if (start or end) else "whole table")
     margin = margin if margin is not None else default_margin(cfg, name)
@@ -236,7 +237,7 @@ def reprocess_range(spark: SparkSession, cfg: Config, table: str, start: datetim
                              f"{report.removed:,} gone) in one commit")
                     _replace(new, path, replaced)
                     report.version = _version(spark, path)
-                if qpath is not None and DeltaTable.isDeltaTable(spark, qpath):
+                if qpath is not None and table_exists(spark, qpath):
                     upsert_quarantined(qpath, name, quarantine_rows(evaluated, name))
                     delete_quarantined(qpath, name, new)
             finally:
@@ -328,7 +329,7 @@ def reprocess_full(spark: SparkSession, cfg: Config, table: str, dry_run: bool =
     chain = chain_from_kafka(cfg, name)
     p = cfg.pipelines[name]
     path = cfg.lake.table_path(table)
-    if not DeltaTable.isDeltaTable(spark, path) or processed_offsets(spark, cfg, name) is None:
+    if not table_exists(spark, path) or processed_offsets(spark, cfg, name) is None:
         raise PipelineError(f"pipeline {name} has never committed a batch into {table}: there is nothing to swap "
                             f"into; run it (kappalake ingest --pipeline {name}) rather than a replay")
     side = side_config(cfg, chain)
@@ -372,7 +373,7 @@ def reprocess_full(spark: SparkSession, cfg: Config, table: str, dry_run: bool =
             qside = spark.read.format("delta").load(side.lake.table_path(p.sink.quarantine + SIDE))
             report.quarantined = qside.count()
             qpath = cfg.lake.table_path(p.sink.quarantine)
-            if not dry_run and DeltaTable.isDeltaTable(spark, qpath):
+            if not dry_run and table_exists(spark, qpath):
                 moved = qside.withColumn("pipeline", F.lit(name))
                 retry_on_conflict(lambda: _replace(moved, qpath, f"`pipeline` = '{name}' AND ({predicate})"),
                                   what=f"swap into {p.sink.quarantine}")

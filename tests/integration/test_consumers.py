@@ -41,6 +41,29 @@ def test_zone_concentration_lists_the_top_three_of_each_window(spark, demo_lake)
     assert z.agg(F.max("rank")).first()[0] <= 3
 
 
+def test_the_demos_summaries_say_what_the_named_queries_answer(spark, demo_lake, capsys):
+    from kappalake.cli.render import print_alerts, print_gold_highlights, print_quality_metrics
+
+    cfg, _ = demo_lake
+    print_quality_metrics(spark, cfg)
+    print_gold_highlights(spark, cfg)
+    print_alerts(spark, cfg)
+    out = capsys.readouterr().out
+    for t in run_query(spark, cfg, "quality_by_table").collect():
+        assert f"{t['table']} quality over {t['batches']} batches: {t['rows_in']:,} in, {t['passed']:,} passed" in out
+    hour = run_query(spark, cfg, "funnel").orderBy(F.desc("hour")).first()
+    assert f"funnel, hour from {hour['hour']:%H:%M} UTC: {hour['sessions']:,} sessions" in out
+    zones = run_query(spark, cfg, "zone_concentration").collect()
+    latest = [z for z in zones if z["window_start"] == zones[0]["window_start"]][:3]
+    assert ", ".join(f"#{z['rank']} {z['zone_name']} ({z['visitors']} in)" for z in latest) in out
+    peak = run_query(spark, cfg, "concurrent_viewers").agg(F.max("peak_viewers")).first()[0]
+    assert f"peak concurrent viewers: {peak} in the minute from" in out
+    episodes = run_query(spark, cfg, "alert_history").collect()
+    assert f"ops.alerts: {len(episodes)} alert episodes:" in out and len(episodes) >= 2  # the hot-truck scenario
+    for e in episodes:
+        assert f"{e['started_at']:%H:%M:%S} {e['kind']} {e['entity']} {e['metric']} {e['reason']}, peak {e['peak']:g}" in out
+
+
 def test_tables_and_named_views_are_there_for_spark_sql(spark, demo_lake):
     cfg, _ = demo_lake
     views = register_views(spark, cfg)
