@@ -5,11 +5,12 @@ batch work (reprocessing, quarantine replay, `verify`, the tests)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
+from kappalake.alerts.delivery import BatchDelivery
 from kappalake.config import Config
 from kappalake.errors import ConfigError, PipelineError
 from kappalake.ingest.kafka_clients import spark_source_options
@@ -129,3 +130,15 @@ def quality_gate(cfg: Config, name: str, df: DataFrame) -> QualityGate | None:
     return gate
 
 
+AfterCommit = Callable[[DataFrame], None]
+
+
+def after_commit_hooks(spark: SparkSession, cfg: Config, name: str,
+                       closers: list[Callable[[], object]] | None = None) -> list[AfterCommit]:
+    """What runs on a batch's rows once they are committed to the sink: publishing them to a Kafka
+    topic and handing them to notifiers (alerts). ``closers`` gets what must run when the query
+    stops (notifications under way)."""
+    delivery = BatchDelivery(spark, cfg, name, cfg.pipelines[name].sink)
+    if closers is not None and delivery.dispatcher is not None:
+        closers.append(delivery.close)
+    return [delivery.deliver] if delivery.active else []

@@ -16,13 +16,12 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
-from kappalake.alerts.delivery import BatchDelivery
 from kappalake.config import Config, SinkConf, TriggerConf
 from kappalake.errors import ConfigError, PipelineError
 from kappalake.frames import local_frame
@@ -31,7 +30,8 @@ from kappalake.lake.sinks import write_sink
 from kappalake.lake.tables import ensure_table
 from kappalake.lake.writers import append_idempotent
 from kappalake.monitoring.recording import Recording
-from kappalake.pipelines.compose import apply_transforms, quality_gate, read_source, sink_schema
+from kappalake.pipelines.compose import (AfterCommit, after_commit_hooks, apply_transforms, quality_gate, read_source,
+                                         sink_schema)
 from kappalake.pipelines.guards import check_checkpoint, check_retention
 from kappalake.pipelines.plan import depth, transform_specs, validate_pipelines
 from kappalake.quality.gate import BatchQuality, QualityGate
@@ -103,9 +103,7 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
     ensure_table(spark, path, sink_schema(cfg, name, shape), p.sink.partition_by, props)
     if p.sink.publish:
         _ensure_output_topics(cfg, name, [p.sink.publish])
-    delivery = BatchDelivery(spark, cfg, name, p.sink)
-    if closers is not None and delivery.dispatcher is not None:
-        closers.append(delivery.close)
+    after_commit = after_commit_hooks(spark, cfg, name, closers)
 
     # The query id is persisted in the checkpoint, so it is stable across restarts and new
     # when the checkpoint is reset: exactly what the Delta transaction app id must be.
@@ -115,18 +113,19 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
         app_id = f"kappalake/{name}/{query_id.get()}"
         batch = settle(batch)
         if gate is None:
-            if not delivery.active:
+            if not after_commit:
                 write_sink(batch, p.sink, path, app_id, batch_id)
                 return
-            batch = batch.persist()  # read by the write and by the delivery
+            batch = batch.persist()  # read by the write and by the hooks
             try:
                 if not batch.isEmpty():
                     write_sink(batch, p.sink, path, app_id, batch_id)
-                    delivery.deliver(batch)  # after the commit: Delta exactly once, then Kafka/notifiers
+                    for hook in after_commit:  # after the commit: Delta exactly once, then Kafka/notifiers
+                        hook(batch)
             finally:
                 batch.unpersist()
             return
-        write_checked(spark, gate, batch, batch_id, p.sink, path, qpath, mpath, app_id, name, delivery)
+        write_checked(spark, gate, batch, batch_id, p.sink, path, qpath, mpath, app_id, name, after_commit)
 
     query = (
         df.writeStream.queryName(name)
@@ -153,10 +152,11 @@ def write_quarantine(evaluated: DataFrame, path: str, pipeline: str, batch_id: i
 
 
 def write_checked(spark: SparkSession, gate: QualityGate, batch: DataFrame, batch_id: int, sink: SinkConf, path: str,
-                  qpath: str | None, mpath: str, app_id: str, name: str, delivery: BatchDelivery | None = None) -> None:
-    """Judge a batch, stop on a violated ``fail`` rule, else write the kept rows, the quarantined
-    rows and the batch's quality metrics, each idempotently under ``(app_id, batch_id)``."""
-    evaluated = gate.evaluate(batch).persist()  # read by the counts, each side and the delivery
+                  qpath: str | None, mpath: str, app_id: str, name: str, after_commit: Sequence[AfterCommit] = ()) -> None:
+    """Judge a batch, stop on a violated ``fail`` rule, else write the kept rows (then run the
+    ``after_commit`` hooks on them), the quarantined rows and the batch's quality metrics, each
+    idempotently under ``(app_id, batch_id)``."""
+    evaluated = gate.evaluate(batch).persist()  # read by the counts, each side and the hooks
     try:
         quality = gate.measure(evaluated)
         if not quality.rows_in:
@@ -166,8 +166,8 @@ def write_checked(spark: SparkSession, gate: QualityGate, batch: DataFrame, batc
         if quality.kept:
             kept = valid_rows(evaluated, drop_raw=qpath is not None)
             write_sink(kept, sink, path, app_id, batch_id)
-            if delivery is not None and delivery.active:
-                delivery.deliver(kept)
+            for hook in after_commit:
+                hook(kept)
         if quality.count("quarantined"):
             write_quarantine(evaluated, qpath, name, batch_id, app_id)
         write_metrics(spark, mpath, name, sink.table, batch_id, quality, app_id)
