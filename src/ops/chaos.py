@@ -89,7 +89,8 @@ class Chaos:
         self.all_topics = list(base.topics)  # each scenario renames them all
         simulated = simulators.topics()
         self.topics = topics or [t for t in base.topics if t in simulated]
-        self.pipelines = [n for t in self.topics for n in chain(base, t)]
+        self.chains = [chain(base, t) for t in self.topics]  # [bronze, silver, gold] per topic
+        self.pipelines = [n for c in self.chains for n in c]
         self.targets = list(self.pipelines)  # killed in turn: the pipeline whose checkpoint or table is watched
         self.faults, self.outage_s, self.seed, self.say = faults, outage_s, seed, say
         self.rng = random.Random(seed)
@@ -299,7 +300,7 @@ class Chaos:
         cfg, job = self._prepare("permissions")
         feed = self._feed(cfg, 3)
         job.start("--processing-time", "2 seconds")
-        silver = next(n for n in self.pipelines if n.startswith("silver_"))
+        silver = self.chains[0][1]
         table = cfg.pipelines[silver].sink.table
         log_dir = Path(cfg.lake.table_path(table)) / "_delta_log"
         if not self._wait_commits(cfg, job, silver, 1):
@@ -329,10 +330,8 @@ class Chaos:
         spark = self.spark(cfg)
         feed = self._feed(cfg, 4)
         job.start("--processing-time", "2 seconds")
-        gold = [cfg.pipelines[n].sink.table for n in self.pipelines if n.startswith("gold_")]
-        silver = [cfg.pipelines[n].sink.table for n in self.pipelines if n.startswith("silver_")]
-        bronze = [cfg.pipelines[n].sink.table for n in self.pipelines if n.startswith("bronze_")]
-        if not all(self._wait_commits(cfg, job, n, 1) for n in self.pipelines if n.startswith(("silver_", "gold_"))):
+        bronze, silver, gold = ([cfg.pipelines[c[i]].sink.table for c in self.chains] for i in range(3))
+        if not all(self._wait_commits(cfg, job, c[i], 1) for i in (1, 2) for c in self.chains):
             result.ok = False
             result.notes.append(f"no gold batch: {job.error() or job.tail()}")
             return self._finish(result, cfg, job, feed)
