@@ -35,7 +35,7 @@ class LogScan:
 def scan_log(spark: SparkSession, table_path: str) -> LogScan:
     """Read the log of the Delta table at ``table_path``: its versions and every data file any of them reads."""
     fs, root = hadoop_path(spark, table_path)
-    log = root.toString().rstrip("/") + "/_delta_log"
+    log, table_dir = root.toString().rstrip("/") + "/_delta_log", root.toUri().getPath()
     names = [s.getPath().getName() for s in fs.listStatus(hadoop_path(spark, log)[1])]
     commits = sorted(int(m.group(1)) for n in names if (m := _COMMIT.match(n)))
     checkpoints = sorted({int(m.group(1)) for n in names if (m := _CHECKPOINT.match(n))})
@@ -51,11 +51,12 @@ def scan_log(spark: SparkSession, table_path: str) -> LogScan:
         # The log was cleaned up to a checkpoint: its state is where the readable versions start.
         files = [f"{log}/{n}" for n in names if (m := _CHECKPOINT.match(n)) and int(m.group(1)) == base[-1]]
         rows = spark.read.parquet(*files).where("add IS NOT NULL").select("add.path").collect()
-        out.referenced |= {_absolute(root.toUri().getPath(), r[0]) for r in rows}
+        out.referenced |= {_absolute(table_dir, r[0]) for r in rows}
         commits = [c for c in commits if c > base[-1]]
         out.versions.append(base[-1])
     expected = range(commits[0], commits[-1] + 1) if commits else range(0)
-    out.unreadable += [f"version {v}: its commit file is missing" for v in expected if v not in set(commits)]
+    present = set(commits)
+    out.unreadable += [f"version {v}: its commit file is missing" for v in expected if v not in present]
     out.versions += commits
     if commits:
         # A file that cannot be read at all (a checksum mismatch) yields no row rather than
@@ -70,7 +71,7 @@ def scan_log(spark: SparkSession, table_path: str) -> LogScan:
             if corrupt is not None:
                 out.unreadable.append(f"version {version}: unparsable line {corrupt[:120]!r}")
             elif path is not None:
-                out.referenced.add(_absolute(root.toUri().getPath(), path))
+                out.referenced.add(_absolute(table_dir, path))
         out.unreadable += [f"version {v}: its commit file cannot be read" for v in commits if v not in seen]
     out.unreadable = sorted(set(out.unreadable), key=out.unreadable.index)
     return out
