@@ -21,6 +21,8 @@ from kappalake.lake.files import hadoop_path
 _COMMIT = re.compile(r"^(\d{20})\.json$")
 _CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint(\.\d+\.\d+)?\.parquet$")
 _SCHEMA = "add struct<path: string>, _corrupt_record string"
+# Any file of a version: a commit, its checksum, a checkpoint (classic, multi-part, v2), a log compaction.
+_VERSION_FILE = re.compile(r"^\d{20}\.")
 
 
 @dataclass
@@ -75,6 +77,19 @@ def scan_log(spark: SparkSession, table_path: str) -> LogScan:
         out.unreadable += [f"version {v}: its commit file cannot be read" for v in commits if v not in seen]
     out.unreadable = sorted(set(out.unreadable), key=out.unreadable.index)
     return out
+
+
+def has_orphan_log(spark: SparkSession, table_path: str) -> bool:
+    """Whether ``table_path`` has a ``_delta_log`` folder that holds no version of the table.
+
+    Delta makes the folder before it writes version 0; a process killed in between leaves
+    a path that is no table and that Delta will not create a table at either.
+    """
+    fs, log = hadoop_path(spark, table_path.rstrip("/") + "/_delta_log")
+    if not fs.exists(log):
+        return False
+    names = [s.getPath().getName() for s in fs.listStatus(log)]
+    return not any(_VERSION_FILE.match(n) or n == "_last_checkpoint" for n in names)
 
 
 def _absolute(table_dir: str, path: str) -> str:

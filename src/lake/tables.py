@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import ArrayType, DataType, MapType, StructField, StructType
 
 from kappalake.config import Config
 from kappalake.frames import local_frame
-from kappalake.lake.files import delete_path, has_orphan_log
+from kappalake.lake.deltalog import has_orphan_log
+from kappalake.lake.files import delete_path
 
 
 def ensure_table(spark: SparkSession, path: str, schema: StructType, partition_by: list[str],
@@ -20,17 +22,22 @@ def ensure_table(spark: SparkSession, path: str, schema: StructType, partition_b
 
     Columns are created nullable all the way down: Delta cannot enforce NOT NULL inside
     arrays and maps, and a stream's inferred nullability is not a contract. A log folder
-    left without any version by a process killed while creating the table is removed
-    first (Delta refuses the path otherwise, and the job could never start again).
+    left without any version by a process killed while creating the table is removed and
+    the creation tried again (Delta refuses the path otherwise, and the job could never
+    start again); the log is only looked at when the creation fails.
     """
-    if has_orphan_log(spark, path):
-        delete_path(spark, path.rstrip("/") + "/_delta_log")
     builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(nullable(schema))
     if partition_by:
         builder = builder.partitionedBy(*partition_by)
     for key, value in properties.items():
         builder = builder.property(key, value)
-    builder.execute()
+    try:
+        builder.execute()
+    except AnalysisException:
+        if not has_orphan_log(spark, path):
+            raise
+        delete_path(spark, path.rstrip("/") + "/_delta_log")
+        builder.execute()
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:
