@@ -9,6 +9,7 @@ temporary view, so ``SELECT * FROM top_products`` works in any Spark SQL cell.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from delta.tables import DeltaTable
@@ -32,6 +33,10 @@ class NamedQuery:
     def tables(self) -> list[str]:
         """The tables the query reads, in order of first use (the first is its main table)."""
         return list(dict.fromkeys(_TABLE.findall(self.sql)))
+
+    def readable(self, registered: Iterable[str]) -> bool:
+        """Whether every table the query reads is among ``registered``."""
+        return set(self.tables) <= set(registered)
 
 
 QUERIES = {q.name: q for q in [
@@ -181,12 +186,23 @@ def run_query(spark: SparkSession, cfg: Config, name: str, as_of: str | int | No
     return spark.sql(query_sql(query, as_of))
 
 
+def answers(spark: SparkSession, cfg: Config) -> Callable[[str], DataFrame | None]:
+    """``answer(name)``: the named query over the lake, its tables registered once for all the
+    answers; None while a table the query reads does not exist."""
+    registered = register_tables(spark, cfg)
+
+    def answer(name: str) -> DataFrame | None:
+        return run_query(spark, cfg, name, registered=registered) if get_query(name).readable(registered) else None
+
+    return answer
+
+
 def register_views(spark: SparkSession, cfg: Config) -> list[str]:
     """Register the lake's tables and every named query whose tables exist as a temporary view."""
     registered = set(register_tables(spark, cfg))
     views = []
     for q in QUERIES.values():
-        if set(q.tables) <= registered:
+        if q.readable(registered):
             spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW {q.name} AS {query_sql(q)}")
             views.append(q.name)
     return views

@@ -23,6 +23,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
+    from kappalake.bi.queries import answers
     from kappalake.ingest.broker import LocalBroker
     from kappalake.ingest import simulators
     from kappalake.ingest.faults import FaultRates
@@ -67,10 +68,11 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
             print(f"      {r.pipeline}: {r.input_rows} new rows in {r.batches} batches, {r.seconds:.1f}s")
         print("[5/5] what landed in each table")
         print_summary(spark, cfg)
-        print_quality_metrics(spark, cfg)
+        answer = answers(spark, cfg)  # the lake's tables registered once for the summaries
+        print_quality_metrics(spark, cfg, answer)
         print_quarantine_reasons(spark, cfg)
-        print_gold_highlights(spark, cfg)
-        print_alerts(spark, cfg)
+        print_gold_highlights(spark, cfg, answer)
+        print_alerts(spark, cfg, answer)
     finally:
         if started_here and not args.keep_broker:
             from pyspark.sql import SparkSession

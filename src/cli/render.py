@@ -71,27 +71,19 @@ def print_quarantine_reasons(spark: Any, cfg: Config) -> None:
         print(f"{table} reasons: " + (", ".join(f"{r['kind']} {r['count']:,}" for r in kinds) or "none"))
 
 
-def _answers(spark: Any, cfg: Config) -> Any:
-    """``answer(name)``: the named BI query as a DataFrame, None while a table it reads is missing."""
-    from kappalake.bi.queries import get_query, run_query
-    from kappalake.lake.catalog import register_tables
+def _answers(spark: Any, cfg: Config, answer: Any) -> Any:
+    from kappalake.bi.queries import answers
 
-    registered = register_tables(spark, cfg)
-
-    def answer(name: str) -> Any:
-        if not set(get_query(name).tables) <= set(registered):
-            return None
-        return run_query(spark, cfg, name, registered=registered)
-
-    return answer
+    return answer or answers(spark, cfg)
 
 
-def print_quality_metrics(spark: Any, cfg: Config) -> None:
+def print_quality_metrics(spark: Any, cfg: Config, answer: Any = None) -> None:
     """Totals per table (the ``quality_by_table`` query) and its most frequent failures by kind
-    (``rule_failures``: contract codes grouped by kind, expectation rules by name)."""
+    (``rule_failures``: contract codes grouped by kind, expectation rules by name). ``answer``:
+    :func:`kappalake.bi.queries.answers` when the caller prints several summaries."""
     from pyspark.sql import functions as F
 
-    answer = _answers(spark, cfg)
+    answer = _answers(spark, cfg, answer)
     if (totals := answer("quality_by_table")) is None:
         return
     rules = (answer("rule_failures").groupBy("table", F.substring_index("rule", ":", 1).alias("rule"))
@@ -122,12 +114,12 @@ def print_latest_quarantined(spark: Any, cfg: Config, pipelines: list[str], limi
             print(f"  {r['topic']}/{r['partition']}@{r['offset']} [{r['stage']}] {r['error_text']}\n      {text}")
 
 
-def print_gold_highlights(spark: Any, cfg: Config) -> None:
+def print_gold_highlights(spark: Any, cfg: Config, answer: Any = None) -> None:
     """A few answers of the named BI queries: the latest hour's funnel, the most concentrated zones
     of the latest window, the busiest minute of video, the fleet in its latest minute."""
     from pyspark.sql import functions as F
 
-    answer = _answers(spark, cfg)
+    answer = _answers(spark, cfg, answer)
     if (funnel := answer("funnel")) is not None and (t := funnel.orderBy(F.desc("hour")).first()) is not None:
         print(f"funnel, hour from {t['hour']:%H:%M} UTC: {t['sessions']:,} sessions -> "
               f"{t['viewed_product']:,} viewed a product -> {t['added_to_cart']:,} added to cart -> "
@@ -149,12 +141,12 @@ def print_gold_highlights(spark: Any, cfg: Config) -> None:
                   f"{t['low_fuel']} low on fuel")
 
 
-def print_alerts(spark: Any, cfg: Config) -> None:
+def print_alerts(spark: Any, cfg: Config, answer: Any = None) -> None:
     """The alert episodes (the ``alert_history`` query) and what the alerts topics hold (episodes and
     fast-path flags)."""
     from kappalake.alerts.tail import follow
 
-    if (history := _answers(spark, cfg)("alert_history")) is not None:
+    if (history := _answers(spark, cfg, answer)("alert_history")) is not None:
         episodes = history.orderBy("started_at", "entity").collect()
         print(f"ops.alerts: {len(episodes)} alert episodes" + (":" if episodes else ""))
         for e in episodes[:12]:
