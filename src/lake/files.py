@@ -16,3 +16,17 @@ def delete_path(spark: SparkSession, path: str) -> None:
     fs, p = hadoop_path(spark, path)
     fs.delete(p, True)
 
+
+def read_lines(spark: SparkSession, path: str) -> list[str]:
+    """The lines of the text file at ``path``."""
+    fs, p = hadoop_path(spark, path)
+    jvm = spark.sparkContext._jvm  # noqa: SLF001
+    stream = fs.open(p)
+    try:
+        reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream))
+        lines = []
+        while (line := reader.readLine()) is not None:
+            lines.append(line)
+        return lines
+    finally:
+        stream.close()

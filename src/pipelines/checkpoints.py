@@ -14,7 +14,7 @@ from pyspark.sql import SparkSession
 
 from kappalake.config import Config
 from kappalake.errors import CheckpointError
-from kappalake.lake.files import hadoop_path
+from kappalake.lake.files import hadoop_path, read_lines
 
 
 @dataclass(frozen=True)
@@ -33,19 +33,6 @@ def _batch_ids(spark: SparkSession, path: str) -> list[int]:
     return sorted(int(s.getPath().getName()) for s in fs.listStatus(p) if s.getPath().getName().isdigit())
 
 
-def _read(spark: SparkSession, path: str) -> list[str]:
-    fs, p = hadoop_path(spark, path)
-    stream = fs.open(p)
-    try:
-        reader = spark.sparkContext._jvm.java.io.BufferedReader(spark.sparkContext._jvm.java.io.InputStreamReader(stream))
-        lines = []
-        while (line := reader.readLine()) is not None:
-            lines.append(line)
-        return lines
-    finally:
-        stream.close()
-
-
 def last_committed(spark: SparkSession, cfg: Config, pipeline: str) -> Committed | None:
     """The newest committed batch of ``pipeline``'s query, or None if it never committed one."""
     root = cfg.lake.checkpoint_path(pipeline)
@@ -53,7 +40,7 @@ def last_committed(spark: SparkSession, cfg: Config, pipeline: str) -> Committed
     if not committed:
         return None
     batch = committed[-1]
-    lines = _read(spark, f"{root}/offsets/{batch}")
+    lines = read_lines(spark, f"{root}/offsets/{batch}")
     meta = json.loads(lines[1])
     return Committed(batch, json.loads(lines[2]), int(meta.get("batchWatermarkMs", 0)))
 

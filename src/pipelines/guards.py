@@ -20,8 +20,8 @@ from kappalake.config import Config
 from kappalake.errors import ConfigError, PipelineError
 from kappalake.ingest.topics import beginning_offsets
 from kappalake.lake.tables import write_rows
-from kappalake.lake.files import hadoop_path
-from kappalake.pipelines.checkpoints import _read, kafka_next_offsets, last_committed
+from kappalake.lake.files import hadoop_path, read_lines
+from kappalake.pipelines.checkpoints import kafka_next_offsets, last_committed
 
 
 log = logging.getLogger("kappalake.ops")
@@ -131,7 +131,7 @@ def check_checkpoint(spark: SparkSession, cfg: Config, name: str, df: DataFrame)
     now = plan_fingerprint(cfg, name, df)
     fs, p = hadoop_path(spark, path)
     if fs.exists(p):
-        before = json.loads("\n".join(_read(spark, path)))["operators"]
+        before = json.loads("\n".join(read_lines(spark, path)))["operators"]
         if before != now and last_committed(spark, cfg, name) is not None:
             gone = [op for op in before if op not in now]
             new = [op for op in now if op not in before]
