@@ -57,8 +57,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ch.add_argument("--scenario", action="append", dest="scenarios", choices=["kills", "broker", "disk_full",
                                                                               "permissions", "maintenance"],
                     help="run only this scenario (repeatable; default: all)")
-    ch.add_argument("--topic", action="append", dest="topics", choices=simulators.topics(),
-                    help="feed and run this topic's bronze -> silver -> gold chain (repeatable; default: both)")
+    ch.add_argument("--topic", action="append", dest="topics",
+                    help="feed and run this topic's bronze -> silver -> gold chain (repeatable; default: every "
+                         "configured topic with a simulator)")
     ch.add_argument("--kills", type=int, default=10, help="SIGKILLs in the kills scenario (default 10)")
     ch.add_argument("--rate", type=float, default=150.0, help="events/s fed to each topic (default 150)")
     ch.add_argument("--faults", type=float, default=0.005, help="rate of each fault kind in the feed (default 0.005)")
@@ -125,6 +126,11 @@ def cmd_chaos(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.ops.chaos import Chaos, summary_table, write_results
     from kappalake.ops.chaos_job import ConfigSource
 
+    unknown = [t for t in args.topics or [] if t not in simulators.topics() or t not in cfg.topics]
+    if unknown:
+        known = [t for t in simulators.topics() if t in cfg.topics]
+        raise ConfigError(f"chaos --topic {', '.join(unknown)}: not a configured topic with a simulator "
+                          f"(those are: {', '.join(known)})")
     source = ConfigSource(args.profile, args.conf_dir, [str(Path(f).resolve()) for f in args.config], args.overrides)
     shutil.rmtree(args.workdir, ignore_errors=True)
     broker = LocalBroker(cfg.broker)

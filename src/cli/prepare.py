@@ -35,7 +35,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         description="Simulate clickstream or telemetry events and send them, keyed by user_id / "
                                     "device_id. With --rate events are paced so event time follows the wall clock; "
                                     "without it they go as fast as possible, event times ending about now.")
-    pr.add_argument("topic", choices=simulators.topics())
+    pr.add_argument("topic", help="a topic with a simulator: clickstream, telemetry, or one a library in the "
+                                   "configuration registers")
     pr.add_argument("--count", type=int, default=None, help="events to send (default 10,000 unless --duration)")
     pr.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     pr.add_argument("--rate", type=float, default=None, help="events per second, paced (default: as fast as possible)")
@@ -47,8 +48,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--devices", type=int, default=None, help="telemetry vehicles (default producer.devices)")
     pr.add_argument("--people", type=int, default=None, help="badge holders on campus (default producer.people)")
     pr.add_argument("--diurnal", action="store_true", help="shape the rate by hour of day (rate = daily mean)")
-    pr.add_argument("--scenario", choices=sorted({s for ss in simulators.scenarios().values() for s in ss}), default=None,
-                    help="telemetry: scripted excursions instead of random ones (hot-truck: truck-0000 engine hot for "
+    pr.add_argument("--scenario", default=None,
+                    help="a scripted run of the topic's simulator instead of random episodes; telemetry's hot-truck: "
+                         "truck-0000 engine hot for "
                          "45 s at 25%% of the run, reefer-0005 cargo warm for 30 s at 55%%, each for at least six of the "
                          "vehicle's readings; a 4 s blip on truck-0001)")
     pr.add_argument("--processes", type=int, default=1, help="parallel producer processes with disjoint keys")
@@ -66,7 +68,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     ct = sub.add_parser("contracts", help="event contracts (JSON Schema): show, docs, validate")
     ct.add_argument("action", choices=["show", "ddl", "docs", "validate"])
-    ct.add_argument("topic", nargs="?", help="clickstream | telemetry (show, ddl, validate)")
+    ct.add_argument("topic", nargs="?", help="a topic with a contract, e.g. clickstream (show, ddl, validate)")
     ct.add_argument("--file", help="validate: JSON lines file to check (default: stdin)")
     ct.add_argument("--output", help="docs: write here instead of stdout (e.g. docs/contracts.md)")
     ct.set_defaults(run=cmd_contracts)
@@ -147,6 +149,12 @@ def cmd_produce(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.ingest.topics import ensure_topics
 
     cfg = _with_producer_overrides(cfg, args)
+    if args.topic not in simulators.topics():
+        raise ConfigError(f"produce: no simulator for topic {args.topic!r}; simulators exist for "
+                          f"{', '.join(simulators.topics())} (a library named in `libraries` can register one)")
+    if args.topic not in cfg.topics:
+        raise ConfigError(f"produce: topic {args.topic!r} is not declared under topics "
+                          f"(declared: {', '.join(sorted(cfg.topics))})")
     spec = produce_spec(args)
     ensure_topics(cfg, [args.topic])
     stats = produce(cfg, spec, processes=args.processes,

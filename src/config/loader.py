@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from kappalake.config.extensions import use_extensions
 from kappalake.config.model import Config
 from kappalake.config.sections import ENV_REF, SECRET_KEY
 from kappalake.errors import ConfigError
@@ -59,9 +60,11 @@ def load_config(
     _check_secrets(merged)
     merged = _interpolate(merged, ())
     try:
-        return Config.model_validate(merged)
+        cfg = Config.model_validate(merged)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, profile)) from None
+    use_extensions(conf_dir, cfg.contracts_dir, cfg.libraries)
+    return cfg
 
 
 def _read_suites(merged: dict[str, Any], conf_dir: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Optional
 
 from pydantic import model_validator
 
@@ -30,6 +30,9 @@ class Config(_Model):
     maintenance: MaintenanceConf = MaintenanceConf()
     dashboard: DashboardConf = DashboardConf()
     pipelines: dict[str, PipelineConf]
+    # Event types of your own (docs/events.md#adding-an-event-type), relative to the conf directory.
+    contracts_dir: Optional[str] = "contracts"  # contracts <topic>.v<N>.json read beside kappalake's
+    libraries: list[str] = []  # Python files (globs) or modules imported at load: they register transforms and simulators
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":

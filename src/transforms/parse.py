@@ -64,7 +64,7 @@ def parse_events(df: DataFrame, topic: str, max_payload_bytes: int = 256 * 1024,
         fields.append(col)
         field_checks += errs
     field_checks += _conditional_rules(types, schema)
-    version = schema["properties"]["schema_version"].get("const")
+    version = schema["properties"].get("schema_version", {}).get("const")
     if version is not None:
         got = F.col("_s.schema_version")
         field_checks.append(F.when(got != version, F.concat(F.lit("version:"), got.cast("string"))))
@@ -232,7 +232,7 @@ def _fast_valid(parent: Column, schema: dict[str, Any]) -> Column:
     check of :func:`_field`, the version and the conditional rules pass: one boolean, so that a
     valid row skips the diagnosis. Conservative: a row it rejects is diagnosed in full."""
     conds = _fast_props_valid(parent, schema["properties"])
-    version = schema["properties"]["schema_version"].get("const")
+    version = schema["properties"].get("schema_version", {}).get("const")
     if version is not None:
         conds.append(parent.getField("schema_version") == version)
     for rule in schema.get("allOf", []):

@@ -52,6 +52,25 @@ TRANSFORMS: dict[str, Transform] = {
 SECRET_PARAM = "secret"
 
 
+def transform(name: str | Callable[..., DataFrame] | None = None) -> Any:
+    """Register a transform under its function's name (``@transform``) or another (``@transform("x")``).
+
+    For transforms outside kappalake: a file or module listed in the configuration's
+    ``libraries`` registers them when the configuration loads. A name is registered once.
+    """
+    def register(fn: Transform, as_name: str | None = None) -> Transform:
+        key = as_name or fn.__name__
+        known = TRANSFORMS.get(key)
+        if known is not None and known is not fn:
+            raise ValueError(f"transform {key!r} is already registered (by {known.__module__}); pick another name")
+        TRANSFORMS[key] = fn
+        return fn
+
+    if callable(name):
+        return register(name)
+    return lambda fn: register(fn, name)
+
+
 @dataclass(frozen=True)
 class TransformSpec:
     """One configured step: the function, its plain parameters and its table parameters."""

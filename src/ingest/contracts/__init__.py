@@ -3,7 +3,8 @@
 The producers validate against them in tests, the Spark parsing code derives its explicit
 ``from_json`` schema from them (:func:`spark_schema`), and ``docs/contracts.md`` is
 generated from them (:func:`markdown`). A schema file is ``<topic>.v<N>.json`` next to this
-module; adding a version is adding a file.
+module; adding a version is adding a file. A configuration's ``contracts_dir`` adds topics of
+the user's own the same way.
 """
 
 from __future__ import annotations
@@ -12,21 +13,60 @@ import json
 import re
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from kappalake.config.extensions import contract_dirs
+from kappalake.errors import ConfigError
 
 _FILE = re.compile(r"^(?P<topic>[a-z_]+)\.v(?P<version>\d+)\.json$")
 
 
-@cache
 def _catalog() -> dict[str, dict[int, dict[str, Any]]]:
+    return _read_catalog(contract_dirs())
+
+
+@cache
+def _read_catalog(user_dirs: tuple[Path, ...]) -> dict[str, dict[int, dict[str, Any]]]:
+    """kappalake's contracts, then those of the configuration's ``contracts_dir``."""
     out: dict[str, dict[int, dict[str, Any]]] = {}
     for entry in resources.files(__name__).iterdir():
         m = _FILE.match(entry.name)
         if m:
             out.setdefault(m["topic"], {})[int(m["version"])] = json.loads(entry.read_text())
+    for directory in user_dirs:
+        for path in sorted(directory.glob("*.json")):
+            m = _FILE.match(path.name)
+            if not m:
+                raise ConfigError(f"contracts_dir: {path} is not named <topic>.v<N>.json (e.g. orders.v1.json)")
+            topic, version = m["topic"], int(m["version"])
+            if version in out.get(topic, {}):
+                raise ConfigError(f"contracts_dir: {path} defines {topic} v{version}, which kappalake's own contracts "
+                                  f"define; a new version of a topic is a new number, a new topic a new name")
+            out.setdefault(topic, {})[version] = _user_contract(path)
     return out
+
+
+def _user_contract(path: Path) -> dict[str, Any]:
+    """A contract file of the user's, checked for what kappalake reads from it."""
+    try:
+        s = json.loads(path.read_text())
+        Draft202012Validator.check_schema(s)
+    except (ValueError, SchemaError) as e:
+        why = e.message if isinstance(e, SchemaError) else str(e)
+        raise ConfigError(f"contracts_dir: {path} is not a valid JSON Schema: {why}") from None
+    props = s.get("properties")
+    if s.get("type") != "object" or not isinstance(props, dict) or not props:
+        raise ConfigError(f"contracts_dir: {path} must describe an object: \"type\": \"object\" with \"properties\"")
+    if s.get("x-kafka-key") not in props:
+        raise ConfigError(f"contracts_dir: {path} needs \"x-kafka-key\": the field that is the Kafka record key "
+                          f"(one of {', '.join(props)})")
+    s.setdefault("required", [])
+    s.setdefault("description", s.get("title", path.stem))
+    return s
 
 
 def topics() -> list[str]:
@@ -54,7 +94,8 @@ def schema(topic: str, version: int | None = None) -> dict[str, Any]:
 def _contracts_of(topic: str) -> dict[int, dict[str, Any]]:
     cat = _catalog()
     if topic not in cat:
-        raise KeyError(f"no contract for topic {topic!r}; contracts exist for: {', '.join(sorted(cat))}")
+        raise KeyError(f"no contract for topic {topic!r}; contracts exist for: {', '.join(sorted(cat))} "
+                       f"(a topic of your own: <topic>.v<N>.json in contracts_dir)")
     return cat[topic]
 
 

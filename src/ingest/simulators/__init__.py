@@ -3,7 +3,8 @@
 Each simulator module registers a factory with :func:`simulator`: the topic it produces, the
 field an ``implausible_value`` fault sets (and the range it draws from), its scripted
 scenarios and a small world for test feeds. The producer, the fault injector, the CLI's
-choices and chaos look a topic up here, so a new event type adds a module, not branches.
+choices and chaos look a topic up here, so a new event type adds a module (or a library the
+configuration names), not branches.
 """
 
 from __future__ import annotations
@@ -41,8 +42,17 @@ _REGISTRY: dict[str, Simulator] = {}
 
 def simulator(topic: str, implausible: tuple[str, tuple[float, float]], scenarios: tuple[str, ...] = (),
               small_world: dict[str, int] | None = None) -> Callable[[Factory], Factory]:
-    """Register the decorated factory as the simulator of ``topic``."""
+    """Register the decorated factory as the simulator of ``topic`` (one per topic).
+
+    For topics of the user's own: a file or module listed in the configuration's ``libraries``
+    registers its simulator when the configuration loads.
+    """
     def register(build: Factory) -> Factory:
+        if build.__module__ not in BUILT_IN:
+            _load()  # kappalake's own first, so a library cannot take their topics unnoticed
+        known = _REGISTRY.get(topic)
+        if known is not None and known.build.__module__ != build.__module__:
+            raise ValueError(f"a simulator for topic {topic!r} is already registered (by {known.build.__module__})")
         _REGISTRY[topic] = Simulator(topic, build, implausible, scenarios, dict(small_world or {}))
         return build
     return register
