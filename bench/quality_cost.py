@@ -53,13 +53,14 @@ def write_bronze(spark, cfg, n: int) -> None:
         spark.createDataFrame(rows, BRONZE).write.format("delta").mode("append").partitionBy("kafka_date").save(path)
 
 
-def run_silver(spark, cfg, root: Path) -> tuple[float, QueryReport]:
+def run_silver(spark, cfg, root: Path, on_progress=None) -> tuple[float, QueryReport]:
     """``silver_clickstream`` availableNow from fresh silver, quarantine, ops tables and checkpoint:
-    its wall seconds and its report."""
+    its wall seconds and its report (``on_progress`` gets each batch's progress)."""
     for sub in ("silver", "quarantine", "ops", "_checkpoints"):
         shutil.rmtree(root / sub, ignore_errors=True)
     start = time.perf_counter()
-    [report] = run_pipelines(spark, cfg, ["silver_clickstream"], trigger=TriggerConf(available_now=True))
+    [report] = run_pipelines(spark, cfg, ["silver_clickstream"], trigger=TriggerConf(available_now=True),
+                             on_progress=on_progress)
     return time.perf_counter() - start, report
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 
 from kappalake.config import SinkConf
-from kappalake.lake.sinks import table_schema, write_sink
+from kappalake.lake.sinks import sink_writer, table_schema
+from kappalake.lake.writers import Txn
 from kappalake.lake.tables import ensure_table
 
 
@@ -28,7 +29,7 @@ def stream_batches(spark: SparkSession, tmp: Path, batches: list[DataFrame], tra
     ensure_table(spark, target, table_schema(df.schema, sink), [], {})
 
     def write(batch: DataFrame, batch_id: int) -> None:
-        write_sink(batch, sink, target, "test", batch_id)
+        sink_writer(sink, target).write(batch, Txn("test", batch_id))
 
     query = (df.writeStream.outputMode("update" if sink.mode == "merge" else "append")
              .option("checkpointLocation", str(run / "checkpoint")).trigger(availableNow=True)
@@ -48,5 +49,5 @@ def batch_through(spark: SparkSession, tmp: Path, df: DataFrame, transform: Call
     target = str(tmp / uuid.uuid4().hex[:8] / "sink")
     out = transform(df)
     ensure_table(spark, target, table_schema(out.schema, sink), [], {})
-    write_sink(out, sink, target, "batch", 0)
+    sink_writer(sink, target).write(out, Txn("batch", 0))
     return spark.read.format("delta").load(target)

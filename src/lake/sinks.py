@@ -1,7 +1,8 @@
-"""Writing one batch of rows into a pipeline's Delta sink, the same way for streams and batch jobs.
+"""The writer of a pipeline's Delta sink (:func:`sink_writer`), the same for streams and batch jobs.
 
-- ``append``: a Delta append carrying ``txnAppId``/``txnVersion``; a replayed batch is skipped.
-- ``merge``: a MERGE on the sink keys (null-safe), inserting new rows and rewriting changed
+- ``append``: :class:`~kappalake.lake.writers.Append`, carrying ``txnAppId``/``txnVersion``; a
+  replayed batch is skipped.
+- ``merge``: :class:`Merge`, a MERGE on the sink keys (null-safe), inserting new rows and rewriting changed
   ones. Streaming aggregations run in update mode, so a batch carries the complete current
   totals of every window it touched: replaying it writes the same values (idempotent by
   construction). With ``rank``, the rows sharing ``within`` with any merged row are re-ranked.
@@ -10,13 +11,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, IntegerType, StructField, StructType, TimestampType
 
 from kappalake.config import RankConf, SinkConf
-from kappalake.lake.writers import append_idempotent, retry_on_conflict
+from kappalake.lake.writers import Append, Txn, Writer, retry_on_conflict
 
 
 def table_schema(rows: StructType, sink: SinkConf) -> StructType:
@@ -26,22 +29,34 @@ def table_schema(rows: StructType, sink: SinkConf) -> StructType:
     return StructType(rows.fields + [StructField(sink.rank.column, IntegerType())])
 
 
-def write_sink(batch: DataFrame, sink: SinkConf, path: str, app_id: str, version: int) -> None:
-    """Write ``batch`` (a static DataFrame: a micro-batch or a whole batch job) to the sink at ``path``."""
-    if sink.mode == "append":
-        append_idempotent(batch, path, app_id=app_id, version=version)
-        return
-    # Persisted: the time range, the MERGE (which reads its source twice) and the re-rank
-    # each read the batch; an empty batch changes nothing and is skipped.
-    batch = batch.persist()
-    try:
-        if batch.isEmpty():
-            return
-        retry_on_conflict(lambda: merge_rows(batch, path, sink.keys), what=f"MERGE into {path}")
-        if sink.rank is not None:
-            retry_on_conflict(lambda: rerank(batch, path, sink.keys, sink.rank), what=f"re-rank of {path}")
-    finally:
-        batch.unpersist()
+def sink_writer(sink: SinkConf, path: str) -> Writer:
+    """The writer of a pipeline's sink: :class:`~kappalake.lake.writers.Append` or :class:`Merge`."""
+    return Append(path) if sink.mode == "append" else Merge(path, tuple(sink.keys), sink.rank)
+
+
+@dataclass(frozen=True)
+class Merge:
+    """MERGE on ``keys``, then re-rank the groups touched (with ``rank``); a batch carries complete
+    values, so a replay writes the same ones. Retried when a concurrent commit conflicts."""
+
+    path: str
+    keys: tuple[str, ...]
+    rank: RankConf | None = None
+
+    def write(self, rows: DataFrame, txn: Txn | None = None) -> None:
+        # Persisted: the time range, the MERGE (which reads its source twice) and the re-rank
+        # each read the batch; an empty batch changes nothing and is skipped.
+        batch = rows.persist()
+        try:
+            if batch.isEmpty():
+                return
+            keys = list(self.keys)
+            retry_on_conflict(lambda: merge_rows(batch, self.path, keys), what=f"MERGE into {self.path}")
+            if self.rank is not None:
+                rank = self.rank
+                retry_on_conflict(lambda: rerank(batch, self.path, keys, rank), what=f"re-rank of {self.path}")
+        finally:
+            batch.unpersist()
 
 
 def merge_rows(batch: DataFrame, path: str, keys: list[str]) -> None:

@@ -1,8 +1,14 @@
-"""Idempotent Delta writes for micro-batches, and retries of commits that met a concurrent one.
+"""How rows reach a Delta table: writers behind one interface, and retries of commits that met a
+concurrent one.
 
-``foreachBatch`` is at-least-once: after a crash Spark replays the last planned batch with
-the same batch id and offsets. Each write carries Delta's ``txnAppId``/``txnVersion``, so a
-replayed batch that already committed is skipped by Delta itself and nothing is duplicated.
+A :class:`Writer` takes a static DataFrame and, from a stream, the :class:`Txn` of its
+micro-batch. ``foreachBatch`` is at-least-once: after a crash Spark replays the last planned
+batch with the same batch id and offsets, so each writer is idempotent under a replay:
+:class:`Append` carries Delta's ``txnAppId``/``txnVersion`` (Delta skips a batch it has
+committed), :class:`~kappalake.lake.sinks.Merge` writes complete values by key,
+:class:`ReplaceRange` replaces exactly a range, and
+:class:`~kappalake.lake.quarantine.QuarantineUpsert` merges by Kafka coordinates. The stream,
+reprocessing, quarantine replay and the tests write through them.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from delta.exceptions import (ConcurrentAppendException, ConcurrentDeleteDeleteException, ConcurrentDeleteReadException,
                               ConcurrentTransactionException, ConcurrentWriteException,
@@ -20,6 +27,53 @@ from pyspark.sql import DataFrame
 
 log = logging.getLogger("kappalake.lake")
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Txn:
+    """A write's place in its stream: Delta commits each ``(app_id, version)`` once."""
+
+    app_id: str
+    version: int
+
+    def sub(self, part: str) -> "Txn":
+        """The same batch's transaction for another table it writes (each table counts its own)."""
+        return Txn(f"{self.app_id}/{part}", self.version)
+
+
+class Writer(Protocol):
+    """Writes rows to the Delta table at ``path``; a replay of the same ``txn`` changes nothing."""
+
+    path: str
+
+    def write(self, rows: DataFrame, txn: Txn | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class Append:
+    """Append: exactly once per ``txn`` (a stream's batch), a plain append without one."""
+
+    path: str
+
+    def write(self, rows: DataFrame, txn: Txn | None = None) -> None:
+        if txn is None:
+            rows.write.format("delta").mode("append").option("mergeSchema", "true").save(self.path)
+        else:
+            append_idempotent(rows, self.path, txn.app_id, txn.version)
+
+
+@dataclass(frozen=True)
+class ReplaceRange:
+    """Replace the rows matching ``predicate`` (SQL; None: the whole table) by ``rows``, in one commit."""
+
+    path: str
+    predicate: str | None = None
+
+    def write(self, rows: DataFrame, txn: Txn | None = None) -> None:
+        writer = rows.write.format("delta").mode("overwrite").option("mergeSchema", "true")
+        if self.predicate is not None:
+            writer = writer.option("replaceWhere", self.predicate)
+        writer.save(self.path)
 
 
 def append_idempotent(df: DataFrame, path: str, app_id: str, version: int) -> None:

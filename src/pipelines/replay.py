@@ -23,7 +23,9 @@ from kappalake.errors import ConfigError
 from kappalake.lake.tables import read_table, table_exists
 from kappalake.pipelines.compose import build_checked_batch
 from kappalake.pipelines.plan import transform_specs
-from kappalake.quality.quarantine import COORDS, delete_quarantined, quarantine_rows, upsert_quarantined, valid_rows
+from kappalake.lake.quarantine import QuarantineUpsert, delete_quarantined
+from kappalake.lake.writers import Append
+from kappalake.quality.quarantine import COORDS, quarantine_rows, valid_rows
 from kappalake.transforms.dedup import CONFLICT
 
 
@@ -83,12 +85,12 @@ def replay_quarantine(spark: SparkSession, cfg: Config, pipeline: str, dry_run: 
                 new.unpersist()
                 return report
             if report.moved:
-                (new.select(*table.columns).write.format("delta").mode("append")
-                 .option("mergeSchema", "true").save(path))
+                # Idempotent without a txn: a rerun's anti-join above leaves out what it appended.
+                Append(path).write(new.select(*table.columns))
             new.unpersist()
             if passed:
                 delete_quarantined(qpath, pipeline, passing)
-            upsert_quarantined(qpath, pipeline, quarantine_rows(evaluated, pipeline), insert=False)
+            QuarantineUpsert(qpath, pipeline, insert=False).write(quarantine_rows(evaluated, pipeline))
         finally:
             passing.unpersist()
             evaluated.unpersist()

@@ -43,15 +43,16 @@ from pyspark.sql import functions as F
 from kappalake.config import Config, TriggerConf
 from kappalake.errors import ConfigError, PipelineError
 from kappalake.lake.files import delete_path
+from kappalake.lake.quarantine import QuarantineUpsert, delete_quarantined
 from kappalake.lake.sinks import with_rank
 from kappalake.lake.tables import table_exists
-from kappalake.lake.writers import retry_on_conflict
+from kappalake.lake.writers import ReplaceRange, retry_on_conflict
 from kappalake.pipelines.checkpoints import delta_source_version, kafka_next_offsets
 from kappalake.pipelines.compose import build_checked_batch, read_static_source
 from kappalake.pipelines.plan import transform_specs
 from kappalake.pipelines.runner import run_pipelines
 from kappalake.quality.gate import OUTCOME
-from kappalake.quality.quarantine import COORDS, delete_quarantined, quarantine_rows, upsert_quarantined, valid_rows
+from kappalake.quality.quarantine import COORDS, quarantine_rows, valid_rows
 
 SIDE = "__rebuild"
 ARRIVAL_TIME = "kafka_timestamp"  # events arrive after they happen: no upper bound on it for a range
@@ -155,13 +156,6 @@ def _version(spark: SparkSession, path: str) -> int:
     return DeltaTable.forPath(spark, path).history(1).select("version").first()[0]
 
 
-def _replace(new: DataFrame, path: str, predicate: str | None) -> None:
-    writer = new.write.format("delta").mode("overwrite").option("mergeSchema", "true")
-    if predicate is not None:
-        writer = writer.option("replaceWhere", predicate)
-    writer.save(path)
-
-
 def reprocess_range(spark: SparkSession, cfg: Config, table: str, start: datetime | None = None,
                     end: datetime | None = None, dry_run: bool = False, margin: timedelta | None = None,
                     progress: Progress = lambda _: None) -> ReprocessReport:
@@ -235,10 +229,10 @@ def reprocess_range(spark: SparkSession, cfg: Config, table: str, start: datetim
                 if not report.unchanged:
                     progress(f"replacing {report.before:,} rows with {report.after:,} ({report.added:,} new or changed, "
                              f"{report.removed:,} gone) in one commit")
-                    _replace(new, path, replaced)
+                    ReplaceRange(path, replaced).write(new)
                     report.version = _version(spark, path)
                 if qpath is not None and table_exists(spark, qpath):
-                    upsert_quarantined(qpath, name, quarantine_rows(evaluated, name))
+                    QuarantineUpsert(qpath, name).write(quarantine_rows(evaluated, name))
                     delete_quarantined(qpath, name, new)
             finally:
                 new.unpersist()
@@ -365,7 +359,7 @@ def reprocess_full(spark: SparkSession, cfg: Config, table: str, dry_run: bool =
                 return
             progress(f"swapping in {report.after:,} rows for {report.before:,} ({report.added:,} new or changed, "
                      f"{report.removed:,} gone) in one commit")
-            _replace(new, path, predicate)
+            ReplaceRange(path, predicate).write(new)
             report.version = _version(spark, path)
 
         retry_on_conflict(swap, what=f"swap into {table}")
@@ -375,7 +369,8 @@ def reprocess_full(spark: SparkSession, cfg: Config, table: str, dry_run: bool =
             qpath = cfg.lake.table_path(p.sink.quarantine)
             if not dry_run and table_exists(spark, qpath):
                 moved = qside.withColumn("pipeline", F.lit(name))
-                retry_on_conflict(lambda: _replace(moved, qpath, f"`pipeline` = '{name}' AND ({predicate})"),
+                where = f"`pipeline` = '{name}' AND ({predicate})"
+                retry_on_conflict(lambda: ReplaceRange(qpath, where).write(moved),
                                   what=f"swap into {p.sink.quarantine}")
     finally:
         _drop_side(spark, side)

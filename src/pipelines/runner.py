@@ -16,19 +16,19 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
-from kappalake.config import Config, SinkConf, TriggerConf
+from kappalake.config import Config, TriggerConf
 from kappalake.errors import ConfigError, PipelineError
 from kappalake.frames import local_frame
 from kappalake.ingest.kafka_clients import spark_kafka_options
-from kappalake.lake.sinks import write_sink
+from kappalake.lake.sinks import sink_writer
 from kappalake.lake.tables import ensure_table
-from kappalake.lake.writers import append_idempotent
+from kappalake.lake.writers import Append, Txn, Writer
 from kappalake.monitoring.recording import Recording
 from kappalake.pipelines.compose import (AfterCommit, after_commit_hooks, apply_transforms, quality_gate, read_source,
                                          sink_schema)
@@ -104,28 +104,20 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
     if p.sink.publish:
         _ensure_output_topics(cfg, name, [p.sink.publish])
     after_commit = after_commit_hooks(spark, cfg, name, closers)
+    writers = BatchWriters(name, p.sink.table, sink_writer(p.sink, path), Append(qpath) if qpath else None,
+                           Append(mpath) if mpath else None, tuple(after_commit))
 
     # The query id is persisted in the checkpoint, so it is stable across restarts and new
     # when the checkpoint is reset: exactly what the Delta transaction app id must be.
     query_id = _Once()
 
     def write_batch(batch: DataFrame, batch_id: int) -> None:
-        app_id = f"kappalake/{name}/{query_id.get()}"
+        txn = Txn(f"kappalake/{name}/{query_id.get()}", batch_id)
         batch = settle(batch)
         if gate is None:
-            if not after_commit:
-                write_sink(batch, p.sink, path, app_id, batch_id)
-                return
-            batch = batch.persist()  # read by the write and by the hooks
-            try:
-                if not batch.isEmpty():
-                    write_sink(batch, p.sink, path, app_id, batch_id)
-                    for hook in after_commit:  # after the commit: Delta exactly once, then Kafka/notifiers
-                        hook(batch)
-            finally:
-                batch.unpersist()
-            return
-        write_checked(spark, gate, batch, batch_id, p.sink, path, qpath, mpath, app_id, name, after_commit)
+            write_plain(batch, txn, writers)
+        else:
+            write_checked(spark, gate, batch, txn, writers)
 
     query = (
         df.writeStream.queryName(name)
@@ -139,38 +131,70 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
     return query
 
 
-def write_metrics(spark: SparkSession, path: str, pipeline: str, table: str, batch_id: int,
-                  quality: BatchQuality, app_id: str) -> None:
-    """Append the batch's quality counts once per (app_id, batch_id): a replayed batch adds nothing."""
-    row = local_frame(spark, [metrics_row(pipeline, table, batch_id, quality)], METRICS_SCHEMA)
-    append_idempotent(row, path, app_id=f"{app_id}/quality", version=batch_id)
+@dataclass(frozen=True)
+class BatchWriters:
+    """Where a pipeline's micro-batches go: its sink, and with a quality gate its quarantine and
+    the quality-metrics table; ``after_commit`` hooks get the kept rows once the sink committed."""
+
+    pipeline: str
+    table: str
+    sink: Writer
+    quarantine: Writer | None = None
+    metrics: Writer | None = None
+    after_commit: tuple[AfterCommit, ...] = ()
 
 
-def write_quarantine(evaluated: DataFrame, path: str, pipeline: str, batch_id: int, app_id: str) -> None:
-    """Append the batch's quarantined rows once per (app_id, batch_id)."""
-    append_idempotent(quarantine_rows(evaluated, pipeline), path, app_id=f"{app_id}/quarantine", version=batch_id)
+def write_plain(batch: DataFrame, txn: Txn, writers: BatchWriters) -> None:
+    """A batch without a quality gate: to the sink, then to the hooks."""
+    if not writers.after_commit:
+        write_kept(batch, writers.sink, txn)
+        return
+    batch = batch.persist()  # read by the write and by the hooks
+    try:
+        if not batch.isEmpty():
+            write_kept(batch, writers.sink, txn)
+            for hook in writers.after_commit:  # after the commit: Delta exactly once, then Kafka/notifiers
+                hook(batch)
+    finally:
+        batch.unpersist()
 
 
-def write_checked(spark: SparkSession, gate: QualityGate, batch: DataFrame, batch_id: int, sink: SinkConf, path: str,
-                  qpath: str | None, mpath: str, app_id: str, name: str, after_commit: Sequence[AfterCommit] = ()) -> None:
+def write_kept(rows: DataFrame, writer: Writer, txn: Txn) -> None:
+    """The kept rows of a batch to the pipeline's table (one function, so profiles can time it)."""
+    writer.write(rows, txn)
+
+
+def write_metrics(spark: SparkSession, writer: Writer, pipeline: str, table: str, quality: BatchQuality,
+                  txn: Txn) -> None:
+    """Append the batch's quality counts once per batch: a replayed batch adds nothing."""
+    writer.write(local_frame(spark, [metrics_row(pipeline, table, txn.version, quality)], METRICS_SCHEMA),
+                 txn.sub("quality"))
+
+
+def write_quarantine(evaluated: DataFrame, writer: Writer, pipeline: str, txn: Txn) -> None:
+    """Append the batch's quarantined rows once per batch."""
+    writer.write(quarantine_rows(evaluated, pipeline), txn.sub("quarantine"))
+
+
+def write_checked(spark: SparkSession, gate: QualityGate, batch: DataFrame, txn: Txn, writers: BatchWriters) -> None:
     """Judge a batch, stop on a violated ``fail`` rule, else write the kept rows (then run the
     ``after_commit`` hooks on them), the quarantined rows and the batch's quality metrics, each
-    idempotently under ``(app_id, batch_id)``."""
+    idempotently under the batch's ``txn``."""
     evaluated = gate.evaluate(batch).persist()  # read by the counts, each side and the hooks
     try:
         quality = gate.measure(evaluated)
         if not quality.rows_in:
             return
-        gate.enforce(evaluated, quality, batch_id)  # before anything of this batch is written
+        gate.enforce(evaluated, quality, txn.version)  # before anything of this batch is written
         # An empty side is skipped; a replay of this batch has the same rows, so it skips it too.
         if quality.kept:
-            kept = valid_rows(evaluated, drop_raw=qpath is not None)
-            write_sink(kept, sink, path, app_id, batch_id)
-            for hook in after_commit:
+            kept = valid_rows(evaluated, drop_raw=writers.quarantine is not None)
+            write_kept(kept, writers.sink, txn)
+            for hook in writers.after_commit:
                 hook(kept)
         if quality.count("quarantined"):
-            write_quarantine(evaluated, qpath, name, batch_id, app_id)
-        write_metrics(spark, mpath, name, sink.table, batch_id, quality, app_id)
+            write_quarantine(evaluated, writers.quarantine, writers.pipeline, txn)
+        write_metrics(spark, writers.metrics, writers.pipeline, writers.table, quality, txn)
     finally:
         evaluated.unpersist()
 

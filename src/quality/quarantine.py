@@ -7,7 +7,6 @@ rejected it, the raw payload (bytes and text), key, headers, Kafka coordinates a
 
 from __future__ import annotations
 
-from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -84,26 +83,9 @@ def describe_code(code: Column) -> Column:
 
 
 COORDS = ["topic", "partition", "offset"]
-_REASONS = ["stage", "reason", "errors", "error_text"]
+REASONS = ["stage", "reason", "errors", "error_text"]  # what a re-judged record's new verdict replaces
 
 
 def same_record(pipeline: str) -> str:
     """MERGE condition: the quarantine row ``t`` of ``pipeline`` at the Kafka coordinates of ``s``."""
     return " AND ".join([f"t.pipeline = '{pipeline}'"] + [f"t.`{c}` = s.`{c}`" for c in COORDS])
-
-
-def delete_quarantined(qpath: str, pipeline: str, coords: DataFrame) -> None:
-    """Delete ``pipeline``'s quarantine records at the Kafka coordinates in ``coords``."""
-    (DeltaTable.forPath(coords.sparkSession, qpath).alias("t").merge(coords.select(*COORDS).alias("s"),
-                                                                    same_record(pipeline))
-     .whenMatchedDelete().execute())
-
-
-def upsert_quarantined(qpath: str, pipeline: str, rows: DataFrame, insert: bool = True) -> None:
-    """Quarantine rows (:func:`quarantine_rows`) into ``qpath`` by Kafka coordinates: a record already
-    there gets the current verdict (reasons), a new one is inserted (with ``insert``)."""
-    merge = (DeltaTable.forPath(rows.sparkSession, qpath).alias("t").merge(rows.alias("s"), same_record(pipeline))
-             .whenMatchedUpdate(condition="NOT (t.errors <=> s.errors)", set={c: f"s.{c}" for c in _REASONS}))
-    if insert:
-        merge = merge.whenNotMatchedInsertAll()
-    merge.execute()

@@ -14,7 +14,8 @@ from pyspark.sql import functions as F
 from kappalake.config import RankConf, SinkConf, TriggerConf
 from kappalake.ingest.faults import FaultRates
 from kappalake.ingest.producer import ProduceSpec, records
-from kappalake.lake.sinks import write_sink
+from kappalake.lake.sinks import sink_writer
+from kappalake.lake.writers import Txn
 from kappalake.lake.tables import ensure_table
 from kappalake.pipelines.reference import write_reference_tables
 from kappalake.pipelines.compose import build_batch, build_checked_batch, read_static_source
@@ -148,8 +149,8 @@ def test_a_replayed_merge_batch_changes_nothing(spark, tmp_path):
     sink = SinkConf(table="gold.page_minute", mode="merge", keys=["window_start", "page", "product_id"])
     path = str(tmp_path / "t")
     ensure_table(spark, path, df.schema, [], {})
-    write_sink(df, sink, path, "a", 7)
+    sink_writer(sink, path).write(df, Txn("a", 7))
     once = spark.read.format("delta").load(path).collect()
-    write_sink(df, sink, path, "a", 7)  # a crash after the commit: Spark replays the batch
+    sink_writer(sink, path).write(df, Txn("a", 7))  # a crash after the commit: Spark replays the batch
     assert_df_equality(spark.read.format("delta").load(path), spark.createDataFrame(once, df.schema),
                        ignore_row_order=True, ignore_nullable=True)
