@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_cost import run_silver, write_bronze  # noqa: E402
 
 from kappalake.config import load_config  # noqa: E402
-from kappalake.pipelines import runner  # noqa: E402
+from kappalake.pipelines import batches  # noqa: E402
 from kappalake.pipelines.reference import write_reference_tables  # noqa: E402
 from kappalake.quality.gate import QualityGate  # noqa: E402
 from kappalake.session import get_spark  # noqa: E402
@@ -74,10 +74,10 @@ class Phases:
 
 def instrument(ph: Phases) -> None:
     ph.wrap(QualityGate, "measure", "judge")  # the first action on the persisted, evaluated batch
-    ph.wrap(runner, "run_together", "writes")
-    ph.wrap(runner, "write_kept", "write_silver")
-    ph.wrap(runner, "write_quarantine", "write_quarantine")
-    ph.wrap(runner, "write_metrics", "write_metrics")
+    ph.wrap(batches, "run_together", "writes")
+    ph.wrap(batches, "write_kept", "write_silver")
+    ph.wrap(batches, "write_quarantine", "write_quarantine")
+    ph.wrap(batches, "write_metrics", "write_metrics")
 
 
 def stage_times(spark) -> dict[str, dict[str, float]]:

@@ -16,8 +16,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
@@ -25,19 +24,18 @@ from pyspark.sql.streaming import StreamingQuery
 
 from kappalake.config import Config, TriggerConf
 from kappalake.errors import ConfigError, PipelineError
-from kappalake.frames import local_frame
 from kappalake.ingest.kafka_clients import spark_kafka_options
 from kappalake.lake.sinks import sink_writer
 from kappalake.lake.tables import ensure_table
-from kappalake.lake.writers import Append, Txn, Writer
+from kappalake.lake.writers import Append, Txn
 from kappalake.monitoring.recording import Recording
-from kappalake.pipelines.compose import (AfterCommit, after_commit_hooks, apply_transforms, quality_gate, read_source,
+from kappalake.pipelines.batches import BatchWriters, write_checked, write_plain
+from kappalake.pipelines.compose import (after_commit_hooks, apply_transforms, quality_gate, read_source,
                                          sink_schema)
 from kappalake.pipelines.guards import check_checkpoint, check_retention
 from kappalake.pipelines.plan import depth, transform_specs, validate_pipelines
-from kappalake.quality.gate import BatchQuality, QualityGate
-from kappalake.quality.metrics import PARTITION_BY as METRICS_PARTITIONS, SCHEMA as METRICS_SCHEMA, metrics_row
-from kappalake.quality.quarantine import quarantine_rows, valid_rows
+from kappalake.quality.metrics import PARTITION_BY as METRICS_PARTITIONS, SCHEMA as METRICS_SCHEMA
+from kappalake.quality.quarantine import quarantine_rows
 from kappalake.transforms.dedup import settle
 from kappalake.transforms.parse import ERRORS
 
@@ -130,97 +128,6 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
     )
     query_id.set(str(query.id))
     return query
-
-
-@dataclass(frozen=True)
-class BatchWriters:
-    """Where a pipeline's micro-batches go: its sink, and with a quality gate its quarantine and
-    the quality-metrics table; ``after_commit`` hooks get the kept rows once the sink committed."""
-
-    pipeline: str
-    table: str
-    sink: Writer
-    quarantine: Writer | None = None
-    metrics: Writer | None = None
-    after_commit: tuple[AfterCommit, ...] = ()
-
-
-def write_plain(batch: DataFrame, txn: Txn, writers: BatchWriters) -> None:
-    """A batch without a quality gate: to the sink, then to the hooks."""
-    if not writers.after_commit:
-        write_kept(batch, writers.sink, txn)
-        return
-    batch = batch.persist()  # read by the write and by the hooks
-    try:
-        if not batch.isEmpty():
-            write_kept(batch, writers.sink, txn)
-            for hook in writers.after_commit:  # after the commit: Delta exactly once, then Kafka/notifiers
-                hook(batch)
-    finally:
-        batch.unpersist()
-
-
-def write_kept(rows: DataFrame, writer: Writer, txn: Txn) -> None:
-    """The kept rows of a batch to the pipeline's table (one function, so profiles can time it)."""
-    writer.write(rows, txn)
-
-
-def write_metrics(spark: SparkSession, writer: Writer, pipeline: str, table: str, quality: BatchQuality,
-                  txn: Txn) -> None:
-    """Append the batch's quality counts once per batch: a replayed batch adds nothing."""
-    writer.write(local_frame(spark, [metrics_row(pipeline, table, txn.version, quality)], METRICS_SCHEMA),
-                 txn.sub("quality"))
-
-
-def write_quarantine(evaluated: DataFrame, writer: Writer, pipeline: str, txn: Txn) -> None:
-    """Append the batch's quarantined rows once per batch."""
-    writer.write(quarantine_rows(evaluated, pipeline), txn.sub("quarantine"))
-
-
-def write_checked(spark: SparkSession, gate: QualityGate, batch: DataFrame, txn: Txn, writers: BatchWriters) -> None:
-    """Judge a batch, stop on a violated ``fail`` rule, else write the kept rows (then run the
-    ``after_commit`` hooks on them), the quarantined rows and the batch's quality metrics, each
-    idempotently under the batch's ``txn``."""
-    evaluated = gate.evaluate(batch).persist()  # read by the counts, each side and the hooks
-    try:
-        quality = gate.measure(evaluated)
-        if not quality.rows_in:
-            return
-        gate.enforce(evaluated, quality, txn.version)  # before anything of this batch is written
-        # An empty side is skipped; a replay of this batch has the same rows, so it skips it too.
-        writes: list[Callable[[], None]] = []
-        if quality.kept:
-            def kept_then_hooks() -> None:
-                kept = valid_rows(evaluated, drop_raw=writers.quarantine is not None)
-                write_kept(kept, writers.sink, txn)
-                for hook in writers.after_commit:
-                    hook(kept)
-            writes.append(kept_then_hooks)
-        if quality.count("quarantined"):
-            writes.append(lambda: write_quarantine(evaluated, writers.quarantine, writers.pipeline, txn))
-        writes.append(lambda: write_metrics(spark, writers.metrics, writers.pipeline, writers.table, quality, txn))
-        run_together(writes)
-    finally:
-        evaluated.unpersist()
-
-
-# The writes of one batch go to different tables, each idempotent on its own: they run side by
-# side, so a batch costs about one Delta commit instead of three (each ~0.5 s of mostly fixed
-# cost on a small batch). Threads that live with the process: pinned to JVM threads by PySpark.
-_WRITES = ThreadPoolExecutor(max_workers=3, thread_name_prefix="kappalake-write")
-
-
-def run_together(writes: Sequence[Callable[[], None]]) -> None:
-    """Run ``writes`` concurrently and wait for all; the first failure is raised (the batch fails
-    and is replayed, and the writes that committed skip themselves then)."""
-    if len(writes) == 1:
-        writes[0]()
-        return
-    futures = [_WRITES.submit(w) for w in writes]
-    errors = [f.exception() for f in futures]  # waits for each
-    for e in errors:
-        if e is not None:
-            raise e
 
 
 def _start_kafka_sink(spark: SparkSession, cfg: Config, name: str, df: DataFrame, trigger: TriggerConf) -> StreamingQuery:
