@@ -34,6 +34,9 @@ QUIET_LOGGERS = (
     "org.apache.spark.rdd.MapPartitionsRDD",
     # AQE is on for batch work (reprocess, MERGE, BI queries); streaming plans run without it.
     "org.apache.spark.sql.execution.streaming.ResolveWriteToStream",
+    # With 16 MiB row groups (conf/base.yaml) Parquet's column buffers outgrow three row groups
+    # on wide batches, and it logs a ~230-line dump of them each time (seen in `kappalake bench`).
+    "org.apache.parquet.hadoop.InternalParquetRecordWriter",
 )
 
 
