@@ -55,7 +55,8 @@ NEEDS = {"spark": "spark", "broker_conf": "broker"}
 # task, a commit or a process while the other computes (the serial run left the CPU 35% idle).
 # Each worker takes whole modules, so a module's fixtures are built once, and the demo lake's
 # users go to one worker, so it is built once.
-DEMO_LAKE_MODULES = {"tests/e2e/test_dashboard.py", "tests/e2e/test_notebooks.py", "tests/integration/test_consumers.py"}
+DEMO_LAKE_MODULES = {"tests/e2e/test_dashboard.py", "tests/e2e/test_notebooks.py", "tests/integration/test_consumers.py",
+                     "tests/integration/test_codegen.py"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
