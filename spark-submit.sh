@@ -72,7 +72,8 @@ with zipfile.ZipFile(root / "dist/kappalake.zip", "w", zipfile.ZIP_DEFLATED) as 
     for f in sorted([*(root / "src").rglob("*.py"), *(root / "src").rglob("*.json")]):
         z.write(f, "kappalake/" + f.relative_to(root / "src").as_posix())
 with zipfile.ZipFile(root / "dist/kappalake-conf.zip", "w", zipfile.ZIP_DEFLATED) as z:
-    for f in sorted((root / "conf").rglob("*.yaml")):
+    # Everything: profiles and suites, and a user's own contracts (contracts_dir) and libraries.
+    for f in sorted(p for p in (root / "conf").rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         z.write(f, f.relative_to(root / "conf").as_posix())
 PY
 

@@ -31,6 +31,10 @@ def test_emr_command_line():
     assert "spark.yarn.appMasterEnv.KAPPALAKE_KAFKA_PASSWORD=\\*\\*\\*\\*\\*\\*" in out
     names = zipfile.ZipFile(REPO / "dist/kappalake.zip").namelist()
     assert "kappalake/cli/__init__.py" in names and "kappalake/ingest/broker.py" in names
+    # The whole conf directory travels (a user's contracts and libraries live there too).
+    conf = sorted(p.relative_to(REPO / "conf").as_posix() for p in (REPO / "conf").rglob("*")
+                  if p.is_file() and "__pycache__" not in p.parts)
+    assert sorted(zipfile.ZipFile(REPO / "dist/kappalake-conf.zip").namelist()) == conf
 
 
 def test_missing_emr_environment_fails_fast_naming_the_variable():
