@@ -149,9 +149,10 @@ def cmd_produce(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.ingest.topics import ensure_topics
 
     cfg = _with_producer_overrides(cfg, args)
-    if args.topic not in simulators.topics():
-        raise ConfigError(f"produce: no simulator for topic {args.topic!r}; simulators exist for "
-                          f"{', '.join(simulators.topics())} (a library named in `libraries` can register one)")
+    try:
+        simulators.get(args.topic)  # before the topic is created for it
+    except KeyError as e:
+        raise ConfigError(f"produce: {e.args[0]}") from None
     if args.topic not in cfg.topics:
         raise ConfigError(f"produce: topic {args.topic!r} is not declared under topics "
                           f"(declared: {', '.join(sorted(cfg.topics))})")

@@ -87,6 +87,6 @@ def _import(entry: str, path: Path | None) -> None:
         raise
     except Exception as e:  # noqa: BLE001 - one line naming the library and the line that failed
         sys.modules.pop(name, None)
-        frames = [f for f in traceback.extract_tb(e.__traceback__) if path is None or Path(f.filename) == path]
-        at = f" (line {frames[-1].lineno})" if frames and path is not None else ""
+        lines = [f.lineno for f in traceback.extract_tb(e.__traceback__) if path is not None and Path(f.filename) == path]
+        at = f" (line {lines[-1]})" if lines else ""
         raise ConfigError(f"libraries: {where}{at} failed to import: {type(e).__name__}: {e}") from None

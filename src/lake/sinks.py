@@ -50,10 +50,9 @@ class Merge:
         try:
             if batch.isEmpty():
                 return
-            keys = list(self.keys)
+            keys, rank = list(self.keys), self.rank
             retry_on_conflict(lambda: merge_rows(batch, self.path, keys), what=f"MERGE into {self.path}")
-            if self.rank is not None:
-                rank = self.rank
+            if rank is not None:
                 retry_on_conflict(lambda: rerank(batch, self.path, keys, rank), what=f"re-rank of {self.path}")
         finally:
             batch.unpersist()

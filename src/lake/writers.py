@@ -56,10 +56,11 @@ class Append:
     path: str
 
     def write(self, rows: DataFrame, txn: Txn | None = None) -> None:
-        if txn is None:
-            rows.write.format("delta").mode("append").option("mergeSchema", "true").save(self.path)
-        else:
-            append_idempotent(rows, self.path, txn.app_id, txn.version)
+        # mergeSchema: additive columns of a newer release land in existing tables.
+        writer = rows.write.format("delta").mode("append").option("mergeSchema", "true")
+        if txn is not None:
+            writer = writer.option("txnAppId", txn.app_id).option("txnVersion", txn.version)
+        writer.save(self.path)
 
 
 @dataclass(frozen=True)
@@ -74,18 +75,6 @@ class ReplaceRange:
         if self.predicate is not None:
             writer = writer.option("replaceWhere", self.predicate)
         writer.save(self.path)
-
-
-def append_idempotent(df: DataFrame, path: str, app_id: str, version: int) -> None:
-    """Append ``df`` to the Delta table at ``path`` once per ``(app_id, version)``."""
-    (
-        df.write.format("delta")
-        .mode("append")
-        .option("txnAppId", app_id)
-        .option("txnVersion", version)
-        .option("mergeSchema", "true")  # additive columns of a newer release land in existing tables
-        .save(path)
-    )
 
 
 _CONFLICT_CLASSES = (DeltaConcurrentModificationException, ConcurrentAppendException, ConcurrentDeleteReadException,

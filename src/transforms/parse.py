@@ -64,7 +64,7 @@ def parse_events(df: DataFrame, topic: str, max_payload_bytes: int = 256 * 1024,
         fields.append(col)
         field_checks += errs
     field_checks += _conditional_rules(types, schema)
-    version = schema["properties"].get("schema_version", {}).get("const")
+    version = _version_const(schema)
     if version is not None:
         got = F.col("_s.schema_version")
         field_checks.append(F.when(got != version, F.concat(F.lit("version:"), got.cast("string"))))
@@ -227,12 +227,17 @@ def _fast_values(parent: Column, props: dict[str, Any]) -> dict[str, Column]:
     return {name: _fast_value(parent.getField(name), prop) for name, prop in props.items()}
 
 
+def _version_const(schema: dict[str, Any]) -> Any:
+    """The ``schema_version`` a contract requires, or None (a contract may have no such field)."""
+    return schema["properties"].get("schema_version", {}).get("const")
+
+
 def _fast_valid(parent: Column, schema: dict[str, Any]) -> Column:
     """For a canonical payload (each field present with its contract's JSON type), whether every
     check of :func:`_field`, the version and the conditional rules pass: one boolean, so that a
     valid row skips the diagnosis. Conservative: a row it rejects is diagnosed in full."""
     conds = _fast_props_valid(parent, schema["properties"])
-    version = schema["properties"].get("schema_version", {}).get("const")
+    version = _version_const(schema)
     if version is not None:
         conds.append(parent.getField("schema_version") == version)
     for rule in schema.get("allOf", []):

@@ -3,7 +3,7 @@
 from delta.tables import DeltaTable
 
 from kappalake.lake.tables import ensure_table
-from kappalake.lake.writers import append_idempotent
+from kappalake.lake.writers import Append, Txn
 
 
 def test_replayed_batch_is_not_duplicated(spark, tmp_path):
@@ -11,10 +11,10 @@ def test_replayed_batch_is_not_duplicated(spark, tmp_path):
     df = spark.range(100).withColumnRenamed("id", "n")
     ensure_table(spark, path, df.schema, [], {"delta.autoOptimize.autoCompact": "true"})
     ensure_table(spark, path, df.schema, [], {})  # second call is a no-op
-    append_idempotent(df, path, app_id="q1", version=0)
-    append_idempotent(df, path, app_id="q1", version=0)  # replay after a crash
-    append_idempotent(df, path, app_id="q1", version=1)
-    append_idempotent(df, path, app_id="q2", version=0)  # a new checkpoint is a new app id
+    Append(path).write(df, Txn("q1", 0))
+    Append(path).write(df, Txn("q1", 0))  # replay after a crash
+    Append(path).write(df, Txn("q1", 1))
+    Append(path).write(df, Txn("q2", 0))  # a new checkpoint is a new app id
     assert spark.read.format("delta").load(path).count() == 300
     table = DeltaTable.forPath(spark, path)
     props = spark.sql(f"SHOW TBLPROPERTIES delta.`{path}`").collect()
@@ -31,7 +31,7 @@ def test_a_table_whose_creation_was_killed_is_created_on_restart(spark, tmp_path
     (path / "_delta_log" / ".00000000000000000000.json.1f2e.tmp").write_text("")
     df = spark.range(3).withColumnRenamed("id", "n")
     ensure_table(spark, str(path), df.schema, [], {})
-    append_idempotent(df, str(path), app_id="q1", version=0)
+    Append(str(path)).write(df, Txn("q1", 0))
     assert spark.read.format("delta").load(str(path)).count() == 3
     ensure_table(spark, str(path), df.schema, [], {})  # a table with versions is left as it is
     assert spark.read.format("delta").load(str(path)).count() == 3

@@ -73,7 +73,8 @@ def get(topic: str) -> Simulator:
     """The simulator of ``topic``; KeyError naming the topics that have one."""
     registry = _load()
     if topic not in registry:
-        raise KeyError(f"no simulator for topic {topic!r}; simulators exist for {', '.join(sorted(registry))}")
+        raise KeyError(f"no simulator for topic {topic!r}; simulators exist for {', '.join(sorted(registry))} "
+                       f"(a library named in `libraries` can register one)")
     return registry[topic]
 
 
