@@ -57,7 +57,7 @@ def main() -> int:
                 for procs in args.processes:
                     name = f"bench_{topic}_{comp}_{procs}_{int(time.time())}"
                     cfg = load_config("local", overrides={f"topics.{topic}.name": name, "producer.compression": comp})
-                    ensure_topics(cfg, [topic])
+                    ensure_topics(cfg.kafka_settings, cfg.topic_specs([topic]))
                     stats = produce(cfg, ProduceSpec(topic, count=args.events, seed=3), processes=procs)
                     run = {"topic": topic, "compression": comp, "processes": procs, "events": stats.acked,
                            "errors": stats.errors, "seconds": round(stats.seconds, 2),
@@ -65,7 +65,7 @@ def main() -> int:
                     results["runs"].append(run)
                     print(f"{topic:<12}{comp:>12}{procs:>10}{run['events_per_s']:>12,}{run['mib_per_s']:>8}"
                           f"{run['seconds']:>9}{run['errors']:>8}", flush=True)
-                    admin = admin_client(cfg)
+                    admin = admin_client(cfg.kafka_settings)
                     try:
                         admin.delete_topics([name])
                     finally:

@@ -166,7 +166,7 @@ def demo_lake(spark, broker_conf, tmp_path_factory) -> tuple[Config, Path]:
     tmp = tmp_path_factory.mktemp("demo_lake")
     values = config_values(broker_conf, tmp)
     cfg = load_config("local", CONF_DIR, overrides=values)
-    ensure_topics(cfg)
+    ensure_topics(cfg.kafka_settings, cfg.topic_specs())
     write_reference_tables(spark, cfg)
     world = {"users": 300, "devices": 20, "people": 300}
     for i, topic in enumerate(["clickstream", "telemetry"]):

@@ -30,7 +30,7 @@ def assert_exactly_once(spark, cfg: Config, topic: str, expected: int) -> None:
     per_part = {r["partition"]: (r["n"], r["lo"], r["hi"]) for r in
                 df.groupBy("partition").agg(F.count("*").alias("n"), F.min("offset").alias("lo"),
                                             F.max("offset").alias("hi")).collect()}
-    ends = end_offsets(cfg, cfg.topic_name(topic))
+    ends = end_offsets(cfg.kafka_settings, cfg.topic_name(topic))
     assert rows == expected, f"bronze.{topic} has {rows} rows, expected {expected}"
     assert coords == rows, f"bronze.{topic} has {rows - coords} duplicated Kafka offsets"
     for part, end in ends.items():

@@ -89,7 +89,7 @@ def shipped_suites() -> str:
     cfg = load_config("local", CONF)
     out = []
     for t in sorted(cfg.quality.suites):
-        suite = load_suite(cfg, t)
+        suite = load_suite(cfg.quality, t)
         rows = []
         for r in suite.rules:
             args = {k: v for k, v in r.kwargs.items() if k not in ("column", "condition_parser")}

@@ -20,7 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from kappalake.alerts.notifiers import Delivery, Dispatcher, build_notifiers
-from kappalake.config import Config, SinkConf
+from kappalake.config import KafkaConf, PipelineSpec
 from kappalake.frames import local_frame
 from kappalake.ingest.kafka_clients import spark_kafka_options
 from kappalake.lake.tables import ensure_table
@@ -29,35 +29,35 @@ DELIVERY_SCHEMA = ("alert_id string, event string, notifier string, status strin
                    "finished_at string, pipeline string")
 
 
-def publish_rows(batch: DataFrame, cfg: Config, topic: str, key: str) -> None:
-    """Send every row of ``batch`` to Kafka ``topic`` as compact JSON, keyed by column ``key``."""
+def publish_rows(batch: DataFrame, kafka: KafkaConf, topic: str, key: str) -> None:
+    """Send every row of ``batch`` to Kafka ``topic`` (its name on the cluster) as compact JSON,
+    keyed by column ``key``."""
     (
         batch.select(F.col(key).cast("string").alias("key"), F.to_json(F.struct(*batch.columns)).alias("value"))
-        .write.format("kafka").options(**spark_kafka_options(cfg)).option("topic", cfg.topic_name(topic)).save()
+        .write.format("kafka").options(**spark_kafka_options(kafka)).option("topic", topic).save()
     )
 
 
 class BatchDelivery:
     """Publishing and notifying for one pipeline's sink (created when its query starts)."""
 
-    def __init__(self, spark: SparkSession, cfg: Config, pipeline: str, sink: SinkConf):
-        self.spark, self.cfg, self.pipeline, self.sink = spark, cfg, pipeline, sink
+    def __init__(self, spark: SparkSession, spec: PipelineSpec):
+        self.spark, self.spec = spark, spec
         self.dispatcher: Dispatcher | None = None
-        if sink.notify and cfg.alerts.notifiers:
-            a = cfg.alerts
+        if (a := spec.alerts) is not None and spec.deliveries_path is not None:
             self.dispatcher = Dispatcher(build_notifiers(a.notifiers), max_attempts=a.max_attempts, backoff_s=a.backoff_s,
                                          max_backoff_s=a.max_backoff_s, queue_size=a.queue_size)
-            self.table = cfg.lake.table_path(a.deliveries_table)
-            ensure_table(spark, self.table, _delivery_schema(), [], dict(cfg.lake.table_properties))
+            self.table = spec.deliveries_path
+            ensure_table(spark, self.table, _delivery_schema(), [], spec.table_properties)
 
     @property
     def active(self) -> bool:
-        return bool(self.sink.publish or self.dispatcher)
+        return bool(self.spec.publish_topic or self.dispatcher)
 
     def deliver(self, rows: DataFrame) -> None:
         """Publish and notify the committed rows of one batch (``rows`` is persisted by the caller)."""
-        if self.sink.publish:
-            publish_rows(rows, self.cfg, self.sink.publish, self.sink.publish_key)
+        if self.spec.publish_topic:
+            publish_rows(rows, self.spec.kafka, self.spec.publish_topic, self.spec.sink.publish_key)
         if self.dispatcher is not None:
             self.dispatcher.submit(json.loads(r) for r in rows.toJSON().collect())
             self._record(self.dispatcher.drain())
@@ -73,7 +73,7 @@ class BatchDelivery:
     def _record(self, outcomes: list[Delivery]) -> None:
         if not outcomes:
             return
-        rows: list[dict[str, Any]] = [o.as_dict() | {"pipeline": self.pipeline} for o in outcomes]
+        rows: list[dict[str, Any]] = [o.as_dict() | {"pipeline": self.spec.name} for o in outcomes]
         local_frame(self.spark, rows, _delivery_schema()).write.format("delta").mode("append").save(self.table)
 
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from kappalake.config import Config
+from kappalake.config import KafkaConf
 
 
 def format_alert(a: dict[str, Any]) -> str:
@@ -22,9 +22,10 @@ def format_alert(a: dict[str, Any]) -> str:
     return f"{head} {value} {a.get('reason')} (band {band}{dur}) [{str(a.get('alert_id'))[:8]}]"
 
 
-def follow(cfg: Config, topic: str = "alerts", from_beginning: bool = False, max_messages: int | None = None,
+def follow(kafka: KafkaConf, topic: str = "alerts", from_beginning: bool = False, max_messages: int | None = None,
            timeout_s: float | None = None) -> Iterator[tuple[str | None, dict[str, Any] | str]]:
-    """Yield ``(key, alert)`` from every partition of ``topic`` (no consumer group, nothing committed).
+    """Yield ``(key, alert)`` from every partition of ``topic`` (its name on the cluster; no
+    consumer group, nothing committed) over the resolved Kafka settings (``Config.kafka_settings``).
 
     Stops after ``max_messages``, or when nothing arrived for ``timeout_s`` seconds; otherwise runs
     until interrupted. A message that is not JSON is yielded as its text.
@@ -33,12 +34,12 @@ def follow(cfg: Config, topic: str = "alerts", from_beginning: bool = False, max
 
     from kappalake.ingest.kafka_clients import python_client_kwargs
 
-    name = cfg.topic_name(topic)
-    consumer = KafkaConsumer(**python_client_kwargs(cfg), enable_auto_commit=False, group_id=None)
+    name = topic
+    consumer = KafkaConsumer(**python_client_kwargs(kafka), enable_auto_commit=False, group_id=None)
     try:
         parts = consumer.partitions_for_topic(name)
         if not parts:
-            raise ValueError(f"topic {name!r} does not exist on {cfg.bootstrap_servers} (run: kappalake topics create)")
+            raise ValueError(f"topic {name!r} does not exist on {kafka.bootstrap_servers} (run: kappalake topics create)")
         tps = [TopicPartition(name, p) for p in sorted(parts)]
         consumer.assign(tps)
         (consumer.seek_to_beginning if from_beginning else consumer.seek_to_end)(*tps)
@@ -65,10 +66,10 @@ def follow(cfg: Config, topic: str = "alerts", from_beginning: bool = False, max
         consumer.close()
 
 
-def tail(cfg: Config, out: Callable[[str], Any] = print, as_json: bool = False, **kwargs: Any) -> int:
-    """Print alerts as they arrive; returns how many were printed."""
+def tail(kafka: KafkaConf, out: Callable[[str], Any] = print, as_json: bool = False, **kwargs: Any) -> int:
+    """Print alerts as they arrive (``kwargs`` as for :func:`follow`); returns how many were printed."""
     n = 0
-    for _key, alert in follow(cfg, **kwargs):
+    for _key, alert in follow(kafka, **kwargs):
         if as_json or not isinstance(alert, dict):
             out(alert if isinstance(alert, str) else json.dumps(alert, separators=(",", ":")))
         else:

@@ -134,7 +134,7 @@ def preload(spark: SparkSession, cfg: Config, topic: str, pool: Pool, count: int
     numbers = spark.range(0, count, numPartitions=max(2, spark.sparkContext.defaultParallelism)).withColumnRenamed("id", "n")
     out = expand(numbers, _pool_df(spark, pool), len(pool), pool.span_ms, base, salt)
     start = time.perf_counter()
-    (out.write.format("kafka").options(**spark_kafka_options(cfg)).options(**_WRITE_OPTIONS)
+    (out.write.format("kafka").options(**spark_kafka_options(cfg.kafka_settings)).options(**_WRITE_OPTIONS)
      .option("topic", cfg.topic_name(topic)).save())
     return time.perf_counter() - start
 
@@ -147,7 +147,7 @@ def paced(spark: SparkSession, cfg: Config, topic: str, pool: Pool, rate: int, c
     numbers = (spark.readStream.format("rate").option("rowsPerSecond", rate).option("numPartitions", 2).load()
                .select(F.col("value").alias("n")))
     out = expand(numbers, _pool_df(spark, pool), len(pool), pool.span_ms, F.lit(0), salt, now=F.current_timestamp())
-    return (out.writeStream.format("kafka").options(**spark_kafka_options(cfg)).options(**_WRITE_OPTIONS)
+    return (out.writeStream.format("kafka").options(**spark_kafka_options(cfg.kafka_settings)).options(**_WRITE_OPTIONS)
             .option("topic", cfg.topic_name(topic)).option("checkpointLocation", checkpoint)
             .trigger(processingTime=trigger).queryName(f"bench_feed_{topic}").start())
 
@@ -169,7 +169,7 @@ class PacedProducer(threading.Thread):
         self.hot_sent = 0
 
     def run(self) -> None:
-        producer = make_producer(self.cfg, linger_ms=0, compression_type=None, acks=1, enable_idempotence=False)
+        producer = make_producer(self.cfg.kafka_settings, self.cfg.producer, linger_ms=0, compression_type=None, acks=1, enable_idempotence=False)
         topic = self.cfg.topic_name("telemetry")
         start = time.monotonic()
         try:

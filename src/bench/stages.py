@@ -68,7 +68,7 @@ def delete_topics(ctx: Context) -> None:
     """Drop the topics this run created (millions of events would otherwise stay on the broker)."""
     if not ctx.topics:
         return
-    admin = admin_client(ctx.cfg)
+    admin = admin_client(ctx.cfg.kafka_settings)
     try:
         admin.delete_topics(ctx.topics)
     finally:
@@ -84,12 +84,12 @@ def rows_per_s(rows: int, seconds: float) -> float:
 def preload_topic(ctx: Context) -> dict:
     """``events`` clickstream events into a fresh topic, through Spark's Kafka sink."""
     cfg = ctx.stage_cfg("preload")
-    ctx.topics += ensure_topics(cfg, ["clickstream"])
+    ctx.topics += ensure_topics(cfg.kafka_settings, cfg.topic_specs(["clickstream"]))
     t0 = time.perf_counter()
     pool = ctx.pool("clickstream")
     pool_s = time.perf_counter() - t0
     seconds = preload(ctx.spark, cfg, "clickstream", pool, ctx.events)
-    landed = sum(end_offsets(cfg, ctx.topic).values())
+    landed = sum(end_offsets(cfg.kafka_settings, ctx.topic).values())
     if landed != ctx.events:
         raise RuntimeError(f"preload: {landed} events in {ctx.topic}, expected {ctx.events}")
     return {"events": landed, "seconds": round(seconds, 3), "events_per_s": rows_per_s(landed, seconds),
@@ -104,7 +104,7 @@ def limit(ctx: Context) -> dict:
     cfg = ctx.stage_cfg("limit")
     root = ctx.workspace / "limit"
     copy, out = str(root / "payloads.parquet"), str(root / "parsed.parquet")
-    raw = (ctx.spark.read.format("kafka").options(**spark_kafka_options(cfg)).option("subscribe", ctx.topic)
+    raw = (ctx.spark.read.format("kafka").options(**spark_kafka_options(cfg.kafka_settings)).option("subscribe", ctx.topic)
            .option("startingOffsets", "earliest").load().select("value"))
     raw.write.mode("overwrite").parquet(copy)
     schema = contracts.spark_schema("clickstream")
@@ -190,7 +190,7 @@ def sustained(ctx: Context, stage: str, rate: int, seconds: float, names: list[s
     cfg = ctx.stage_cfg(stage, **{"topics.clickstream.name": topic,
                                   "lake.table_properties": {**ctx.cfg.lake.table_properties,
                                                             "delta.enableChangeDataFeed": "true"}}, **triggers)
-    ctx.topics += ensure_topics(cfg, ["clickstream"])
+    ctx.topics += ensure_topics(cfg.kafka_settings, cfg.topic_specs(["clickstream"]))
     write_reference_tables(ctx.spark, cfg)
     spark = ctx.spark
     spark.conf.set("spark.sql.streaming.numRecentProgressUpdates", "100000")
@@ -204,7 +204,7 @@ def sustained(ctx: Context, stage: str, rate: int, seconds: float, names: list[s
                                 "state_mib": lambda: round(_state(queries, "memoryUsedBytes") / 2**20, 1)})
     try:
         for n in names:
-            queries[n] = start_pipeline(spark, cfg, n, None, closers)
+            queries[n] = start_pipeline(spark, cfg.pipeline(n), None, closers)
         feed = paced(spark, cfg, "clickstream", pool, rate, str(ctx.workspace / stage / "feed-checkpoint"))
         # The clock starts with the feed's first batch: on a busy machine its start-up took half
         # of a 6 s run, and the run fed half its rate.
@@ -220,7 +220,7 @@ def sustained(ctx: Context, stage: str, rate: int, seconds: float, names: list[s
             _raise_failed([feed, *queries.values()])
             time.sleep(1)
         feed.stop()
-        fed = sum(end_offsets(cfg, topic).values())
+        fed = sum(end_offsets(cfg.kafka_settings, topic).values())
         say(f"{fed:,} events fed; waiting for silver to hold them all")
         drain = _drain(spark, cfg, fed, queries, deadline_s=max(60.0, seconds))
     finally:
@@ -346,7 +346,7 @@ def alert_paths(ctx: Context, rate: int, seconds: float, warmup_s: float, trigge
         "topics.telemetry.name": f"bench_telemetry_{suffix}", "topics.alerts.name": f"bench_alerts_{suffix}",
         "topics.alerts.config": {"message.timestamp.type": "LogAppendTime"},
         "pipelines.alerts_fast.source.starting_offsets": "earliest", "alerts.notifiers": []}, **triggers)
-    ctx.topics += ensure_topics(cfg, ["telemetry", "alerts"])
+    ctx.topics += ensure_topics(cfg.kafka_settings, cfg.topic_specs(["telemetry", "alerts"]))
     write_reference_tables(ctx.spark, cfg)
     pool = _telemetry_templates(ctx)
     hot = sorted({e["device_id"] for e in pool if e.get("device_kind") == "vehicle" and "engine_temp_c" in e})[:2]
@@ -355,7 +355,7 @@ def alert_paths(ctx: Context, rate: int, seconds: float, warmup_s: float, trigge
     producer = PacedProducer(cfg, pool, rate, hot)
     try:
         for n in names:
-            queries[n] = start_pipeline(ctx.spark, cfg, n, None, closers)
+            queries[n] = start_pipeline(ctx.spark, cfg.pipeline(n), None, closers)
         start_ms = int(time.time() * 1000)
         producer.start()
         say(f"{', '.join(names)} streaming; {rate:,} readings/s for {seconds:g} s, hot: {', '.join(hot)}")
@@ -399,7 +399,7 @@ def _alert_latencies(cfg: Config, from_ms: int) -> tuple[list[float], list[float
     from kafka import KafkaConsumer, TopicPartition
 
     topic = cfg.topic_name("alerts")
-    consumer = KafkaConsumer(**python_client_kwargs(cfg), enable_auto_commit=False, consumer_timeout_ms=3000)
+    consumer = KafkaConsumer(**python_client_kwargs(cfg.kafka_settings), enable_auto_commit=False, consumer_timeout_ms=3000)
     flags, opens = [], []
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]

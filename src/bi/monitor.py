@@ -66,5 +66,5 @@ def kafka_lag(spark: SparkSession, cfg: Config) -> pd.DataFrame:
             topics[name] = {cfg.topic_name(p.source.topic)}
     now = datetime.now()
     rows = [{"pipeline": r["pipeline"], "topic": r["topic"], "partition": r["partition"], "end_offset": r["end_offset"],
-             "processed": r["committed_offset"], "lag": r["lag"], "at": now} for r in lag_rows(cfg, committed, topics)]
+             "processed": r["committed_offset"], "lag": r["lag"], "at": now} for r in lag_rows(cfg.kafka_settings, committed, topics)]
     return pd.DataFrame(rows, columns=["pipeline", "topic", "partition", "end_offset", "processed", "lag", "at"])

@@ -177,7 +177,7 @@ def run_query(spark: SparkSession, cfg: Config, name: str, as_of: str | int | No
     """The named query as a DataFrame over the lake (latest, or as of a version or timestamp).
     ``registered``: what :func:`register_tables` returned, to run many queries on one registration."""
     query = get_query(name)
-    registered = set(register_tables(spark, cfg) if registered is None else registered)
+    registered = set(register_tables(spark, cfg.lake, cfg.tables()) if registered is None else registered)
     for table in query.tables:
         if table not in registered:
             path = cfg.lake.table_path(table) if table in cfg.tables() else "(not configured)"
@@ -189,7 +189,7 @@ def run_query(spark: SparkSession, cfg: Config, name: str, as_of: str | int | No
 def answers(spark: SparkSession, cfg: Config) -> Callable[[str], DataFrame | None]:
     """``answer(name)``: the named query over the lake, its tables registered once for all the
     answers; None while a table the query reads does not exist."""
-    registered = register_tables(spark, cfg)
+    registered = register_tables(spark, cfg.lake, cfg.tables())
 
     def answer(name: str) -> DataFrame | None:
         return run_query(spark, cfg, name, registered=registered) if get_query(name).readable(registered) else None
@@ -199,7 +199,7 @@ def answers(spark: SparkSession, cfg: Config) -> Callable[[str], DataFrame | Non
 
 def register_views(spark: SparkSession, cfg: Config) -> list[str]:
     """Register the lake's tables and every named query whose tables exist as a temporary view."""
-    registered = set(register_tables(spark, cfg))
+    registered = set(register_tables(spark, cfg.lake, cfg.tables()))
     views = []
     for q in QUERIES.values():
         if q.readable(registered):

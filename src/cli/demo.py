@@ -34,7 +34,7 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.pipelines.runner import run_pipelines
     from kappalake.session import get_spark
 
-    names = validate_pipelines(cfg, with_upstream(cfg, args.pipelines) if args.pipelines else None)
+    names = validate_pipelines(cfg, with_upstream(cfg.pipelines, args.pipelines) if args.pipelines else None)
     if cfg.monitoring.json_log == "-":  # keep the demo's console readable: the JSON lines go to a file
         cfg = cfg.model_copy(update={"monitoring": cfg.monitoring.model_copy(
             update={"json_log": ".kappalake/logs/stream-metrics.jsonl"})})
@@ -46,7 +46,7 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
         broker.start()
     try:
         print(f"[2/5] topics: {', '.join(cfg.topic_name(t) for t in cfg.topics)}")
-        ensure_topics(cfg)
+        ensure_topics(cfg.kafka_settings, cfg.topic_specs())
         print(f"[3/5] simulating {args.events:,} events per topic over the last {args.minutes:g} minutes (sessions "
               f"and funnels; vehicles on routes, badge sensors, the hot-truck scenario), each fault kind at {args.faults:g}")
         # A small world, so that a few thousand events fill the span: sessions finish, zones fill.

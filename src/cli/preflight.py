@@ -27,6 +27,6 @@ def require_kafka(cfg: Config, connect: bool = False) -> None:
 
         from kappalake.ingest.kafka_clients import python_client_kwargs
 
-        kwargs = python_client_kwargs(cfg)  # also proves the security settings and credentials
+        kwargs = python_client_kwargs(cfg.kafka_settings)  # also proves the security settings and credentials
         kwargs["bootstrap_timeout_ms"] = min(10_000, kwargs["bootstrap_timeout_ms"])
         KafkaAdminClient(**kwargs).close()  # KafkaError -> one line in main()

@@ -85,7 +85,7 @@ def cmd_config(cfg: Config, args: argparse.Namespace) -> int:
         from kappalake.quality.suites import check_suites
 
         validate_pipelines(cfg)
-        check_suites(cfg)
+        check_suites(cfg.quality)
         print(f"configuration OK (profile {cfg.profile}, {len(cfg.pipelines)} pipelines, {len(cfg.topics)} topics, "
               f"{len(cfg.quality.suites)} expectation suites)")
     elif args.action == "get":
@@ -132,10 +132,10 @@ def cmd_topics(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.ingest.topics import admin_client, ensure_topics
 
     if args.action == "create":
-        created = ensure_topics(cfg)
+        created = ensure_topics(cfg.kafka_settings, cfg.topic_specs())
         print(f"created: {', '.join(created) or '(none, all exist)'}")
     else:
-        admin = admin_client(cfg)
+        admin = admin_client(cfg.kafka_settings)
         try:
             for name in sorted(admin.list_topics()):
                 print(name)
@@ -157,7 +157,7 @@ def cmd_produce(cfg: Config, args: argparse.Namespace) -> int:
         raise ConfigError(f"produce: topic {args.topic!r} is not declared under topics "
                           f"(declared: {', '.join(sorted(cfg.topics))})")
     spec = produce_spec(args)
-    ensure_topics(cfg, [args.topic])
+    ensure_topics(cfg.kafka_settings, cfg.topic_specs([args.topic]))
     stats = produce(cfg, spec, processes=args.processes,
                     progress=None if args.quiet else progress_printer(args.topic))
     if not args.quiet and sys.stderr.isatty():

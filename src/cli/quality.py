@@ -59,7 +59,7 @@ def cmd_quality(cfg: Config, args: argparse.Namespace) -> int:
     tables = args.tables or sorted(cfg.quality.suites)
     if args.action == "suite":
         for table in tables:
-            suite = load_suite(cfg, table)
+            suite = load_suite(cfg.quality, table)
             if suite is None:
                 raise ConfigError(f"table {table} has no expectation suite; suites: {', '.join(sorted(cfg.quality.suites))}")
             print(json.dumps(suite.to_gx().to_json_dict(), indent=2, default=str))
@@ -72,7 +72,7 @@ def cmd_quality(cfg: Config, args: argparse.Namespace) -> int:
         return 0
     from kappalake.quality.report import format_report, quality_report
 
-    reports, docs, skipped = quality_report(spark, cfg, args.tables, args.since, args.until, args.time_column)
+    reports, docs, skipped = quality_report(spark, cfg.quality, cfg.lake, args.tables, args.since, args.until, args.time_column)
     print(format_report(reports, docs, skipped))
     return 1 if any(r.failed for r in reports) else 0
 

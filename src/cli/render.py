@@ -45,7 +45,7 @@ def _numeric(v: str) -> bool:
 def print_summary(spark: Any, cfg: Config) -> None:
     from kappalake.lake.tables import summarize_tables
 
-    rows = summarize_tables(spark, cfg)
+    rows = summarize_tables(spark, cfg.lake, cfg.tables())
     header = f"{'table':<24}{'rows':>12}{'files':>8}{'MiB':>9}{'version':>9}  path"
     print(header)
     print("-" * len(header))
@@ -155,7 +155,7 @@ def print_alerts(spark: Any, cfg: Config, answer: Any = None) -> None:
                   f"peak {e['peak']:g}, {end}")
     for topic in sorted({t for p in cfg.pipelines.values() for t in (p.sink.publish, p.sink.topic) if t}):
         kinds: dict[str, int] = {}
-        for _key, alert in follow(cfg, topic, from_beginning=True, timeout_s=2.0):
+        for _key, alert in follow(cfg.kafka_settings, cfg.topic_name(topic), from_beginning=True, timeout_s=2.0):
             kind = alert.get("event", "?") if isinstance(alert, dict) else "not JSON"
             kinds[kind] = kinds.get(kind, 0) + 1
         print(f"topic {cfg.topic_name(topic)}: {sum(kinds.values()):,} messages (" +

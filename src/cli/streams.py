@@ -68,8 +68,8 @@ def cmd_alerts(cfg: Config, args: argparse.Namespace) -> int:
     if args.topic not in cfg.topics:
         raise ConfigError(f"--topic {args.topic!r} is not declared under topics (declared: {', '.join(sorted(cfg.topics))})")
     try:
-        tail(cfg, as_json=args.json, topic=args.topic, from_beginning=args.from_beginning, max_messages=args.max,
-             timeout_s=args.timeout, out=lambda line: print(line, flush=True))
+        tail(cfg.kafka_settings, as_json=args.json, topic=cfg.topic_name(args.topic), from_beginning=args.from_beginning,
+             max_messages=args.max, timeout_s=args.timeout, out=lambda line: print(line, flush=True))
     except ValueError as e:
         print(f"kappalake: {e}", file=sys.stderr)
         return 1

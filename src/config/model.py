@@ -8,6 +8,7 @@ from typing import Any, Optional
 from pydantic import model_validator
 
 from kappalake.config.pipelines import PipelineConf
+from kappalake.config.resolved import PipelineSpec, resolve
 from kappalake.config.sections import (SECRET_KEY, AlertsConf, BrokerConf, DashboardConf, KafkaConf, LakeConf,
                                        MaintenanceConf, MonitoringConf, PrivacyConf, ProducerConf, QualityConf,
                                        ReferenceConf, SparkConf, TopicConf, _Model)
@@ -69,6 +70,18 @@ class Config(_Model):
     def bootstrap_servers(self) -> str:
         return self.kafka.bootstrap_servers or f"127.0.0.1:{self.broker.port}"
 
+    @property
+    def kafka_settings(self) -> KafkaConf:
+        """``kafka`` with what other sections decide filled in (the embedded broker's address,
+        ``app_name`` as client id): all a Kafka client needs."""
+        return self.kafka.model_copy(update={"bootstrap_servers": self.bootstrap_servers,
+                                             "client_id": self.kafka.client_id or self.app_name})
+
+    def pipeline(self, name: str) -> PipelineSpec:
+        """Pipeline ``name`` resolved (paths, topic names, Kafka settings, suite): what the code
+        running it takes."""
+        return resolve(self, name)
+
     def tables(self) -> list[str]:
         """Every table the configuration names: pipeline sinks, quarantines and reference dimensions."""
         sinks = {p.sink.table for p in self.pipelines.values() if p.sink.table}
@@ -81,6 +94,10 @@ class Config(_Model):
 
     def topic_name(self, logical: str) -> str:
         return self.topics[logical].name or logical
+
+    def topic_specs(self, names: list[str] | None = None) -> dict[str, TopicConf]:
+        """The configured topics ``names`` (default: all) by their names on the cluster."""
+        return {self.topic_name(t): self.topics[t] for t in (names or self.topics)}
 
     def redacted(self) -> dict[str, Any]:
         """The configuration as plain data with every secret masked (safe to print or log)."""

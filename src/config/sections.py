@@ -72,6 +72,7 @@ class KafkaConf(_Model):
     """How clients reach Kafka; security settings are shared by Spark and kafka-python."""
 
     bootstrap_servers: Optional[str] = None
+    client_id: Optional[str] = None  # default: app_name
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     # AWS_MSK_IAM: Amazon MSK with IAM access control (the instance role's credentials; no
     # username or password; the Spark side needs software.amazon.msk:aws-msk-iam-auth).

@@ -83,7 +83,7 @@ def take_snapshot(spark: SparkSession, cfg: Config, number: int = 0) -> Snapshot
     """Read every view of the page from the lake once."""
     started = time.monotonic()
     snap = Snapshot(at=datetime.now(timezone.utc), seconds=0.0, number=number)
-    registered = register_tables(spark, cfg)
+    registered = register_tables(spark, cfg.lake, cfg.tables())
 
     def read(name: str, shape: Callable[[DataFrame], DataFrame]) -> None:
         try:

@@ -1,10 +1,11 @@
-"""Kafka client settings derived from config: kafka-python kwargs and Spark source options."""
+"""Kafka client settings derived from the ``kafka`` section (as resolved by
+``Config.kafka_settings``): kafka-python kwargs and Spark source and sink options."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from kappalake.config import Config, SourceConf
+from kappalake.config import KafkaConf, SourceConf
 
 _JAAS_MODULE = {
     "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
@@ -13,13 +14,12 @@ _JAAS_MODULE = {
 }
 
 
-def python_client_kwargs(cfg: Config) -> dict[str, Any]:
+def python_client_kwargs(k: KafkaConf) -> dict[str, Any]:
     """Connection and security kwargs for kafka-python clients (producer, consumer, admin)."""
-    k = cfg.kafka
     kwargs: dict[str, Any] = {
-        "bootstrap_servers": cfg.bootstrap_servers.split(","),
+        "bootstrap_servers": _servers(k).split(","),
         "security_protocol": k.security_protocol,
-        "client_id": cfg.app_name,
+        "client_id": k.client_id or "kappalake",
         # The first connection waits as long as a stream would for an unreachable Kafka, 30 s at most.
         "bootstrap_timeout_ms": min(30_000, max(1_000, k.outage_wait_s * 1000)),
     }
@@ -34,10 +34,15 @@ def python_client_kwargs(cfg: Config) -> dict[str, Any]:
     return kwargs
 
 
-def spark_kafka_options(cfg: Config) -> dict[str, str]:
+def _servers(k: KafkaConf) -> str:
+    if not k.bootstrap_servers:
+        raise ValueError("Kafka settings without bootstrap servers: pass Config.kafka_settings, not Config.kafka")
+    return k.bootstrap_servers
+
+
+def spark_kafka_options(k: KafkaConf) -> dict[str, str]:
     """``kafka.*`` options for Spark's Kafka source and sink (connection and security)."""
-    k = cfg.kafka
-    opts = {"kafka.bootstrap.servers": cfg.bootstrap_servers, "kafka.security.protocol": k.security_protocol}
+    opts = {"kafka.bootstrap.servers": _servers(k), "kafka.security.protocol": k.security_protocol}
     if k.sasl_mechanism == "AWS_MSK_IAM":
         opts["kafka.sasl.mechanism"] = k.sasl_mechanism
         opts["kafka.sasl.jaas.config"] = "software.amazon.msk.auth.iam.IAMLoginModule required;"
@@ -54,19 +59,20 @@ def spark_kafka_options(cfg: Config) -> dict[str, str]:
     return opts
 
 
-def spark_source_options(cfg: Config, source: SourceConf) -> dict[str, str]:
-    """All options for ``spark.readStream.format("kafka")`` for one pipeline source."""
-    opts = spark_kafka_options(cfg)
+def spark_source_options(k: KafkaConf, topic: str, source: SourceConf) -> dict[str, str]:
+    """All options for ``spark.readStream.format("kafka")`` for one pipeline source reading
+    ``topic`` (its name on the cluster)."""
+    opts = spark_kafka_options(k)
     opts.update(
         {
-            "subscribe": cfg.topic_name(source.topic),
+            "subscribe": topic,
             "startingOffsets": source.starting_offsets,
             "failOnDataLoss": str(source.fail_on_data_loss).lower(),
             "includeHeaders": "true",
-            "kafka.isolation.level": cfg.kafka.isolation_level,
+            "kafka.isolation.level": k.isolation_level,
         }
     )
-    opts.update(outage_options(cfg))
+    opts.update(outage_options(k))
     if source.max_offsets_per_trigger:
         opts["maxOffsetsPerTrigger"] = str(source.max_offsets_per_trigger)
     if source.min_partitions:
@@ -74,11 +80,11 @@ def spark_source_options(cfg: Config, source: SourceConf) -> dict[str, str]:
     return opts
 
 
-def outage_options(cfg: Config) -> dict[str, str]:
+def outage_options(k: KafkaConf) -> dict[str, str]:
     """Source options that make a stream wait about ``kafka.outage_wait_s`` for an unreachable
     Kafka: the driver's offset lookups (an admin call timing out after ``api`` ms, retried) and
     the executors' fetches (a poll timeout) both give up only after that long."""
-    wait_ms = cfg.kafka.outage_wait_s * 1000
+    wait_ms = k.outage_wait_s * 1000
     api = min(30_000, max(5_000, wait_ms))
     interval = 1_000
     attempts = max(1, -(-wait_ms // (api + interval)))
@@ -88,4 +94,4 @@ def outage_options(cfg: Config) -> dict[str, str]:
             "fetchOffset.retryIntervalMs": str(interval),
             "kafkaConsumer.pollTimeoutMs": str(max(120_000, wait_ms))}  # never below Spark's default
     # Explicit kafka.options win over the derived ones.
-    return {k: v for k, v in opts.items() if k.removeprefix("kafka.") not in cfg.kafka.options}
+    return {key: v for key, v in opts.items() if key.removeprefix("kafka.") not in k.options}

@@ -20,7 +20,7 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.serializer import Serializer
 
-from kappalake.config import Config
+from kappalake.config import Config, KafkaConf, ProducerConf
 from kappalake.errors import ConfigError
 from kappalake.ingest.faults import FaultInjector, FaultRates, Record
 from kappalake.ingest.kafka_clients import python_client_kwargs
@@ -70,9 +70,8 @@ class JsonValueSerializer(Serializer):
         return json.dumps(data, separators=(",", ":")).encode()
 
 
-def producer_settings(cfg: Config, **overrides: Any) -> dict[str, Any]:
+def producer_settings(p: ProducerConf, **overrides: Any) -> dict[str, Any]:
     """KafkaProducer kwargs from ``producer.*`` in the configuration, then ``overrides``."""
-    p = cfg.producer
     compression = None if p.compression == "none" else p.compression
     if compression:
         from kafka import codec
@@ -96,9 +95,10 @@ def producer_settings(cfg: Config, **overrides: Any) -> dict[str, Any]:
     return settings
 
 
-def make_producer(cfg: Config, **overrides: Any) -> KafkaProducer:
-    """A producer from ``producer.*`` (durable by default: acks=all, idempotent, batched)."""
-    return KafkaProducer(**python_client_kwargs(cfg), **producer_settings(cfg, **overrides))
+def make_producer(kafka: KafkaConf, producer: ProducerConf, **overrides: Any) -> KafkaProducer:
+    """A producer from ``producer.*`` (durable by default: acks=all, idempotent, batched) on the
+    resolved Kafka settings (``Config.kafka_settings``)."""
+    return KafkaProducer(**python_client_kwargs(kafka), **producer_settings(producer, **overrides))
 
 
 def send_records(
@@ -238,7 +238,7 @@ def simulate(cfg: Config, spec: ProduceSpec) -> Iterator[SimEvent]:
     except KeyError as e:
         raise ConfigError(e.args[0]) from None
     ref = Reference(cfg.reference.seed, cfg.reference.products)
-    return sim.build(cfg, spec, ref, spec.resolved_start_ms(), spec.sim_rate())
+    return sim.build(cfg.producer, spec, ref, spec.resolved_start_ms(), spec.sim_rate())
 
 
 def records(cfg: Config, spec: ProduceSpec, injector: FaultInjector | None = None) -> Iterator[Record]:
@@ -254,7 +254,7 @@ def produce(cfg: Config, spec: ProduceSpec, processes: int = 1,
     """Run ``spec`` against the configured topic, in ``processes`` parallel producers."""
     if processes < 1:
         raise ValueError("processes must be >= 1")
-    producer_settings(cfg)  # fail fast on a bad compression setting
+    producer_settings(cfg.producer)  # fail fast on a bad compression setting
     if processes == 1:
         return _produce_here(cfg, spec, progress)
     return _produce_parallel(cfg, spec, processes, progress)
@@ -264,7 +264,7 @@ def _produce_here(cfg: Config, spec: ProduceSpec, progress: Callable[[SendStats]
     injector = FaultInjector(spec.topic, spec.faults, f"{spec.seed}/{spec.shard.index}")
     start = spec.resolved_start_ms()
     spec = replace(spec, start_ms=start)
-    producer = make_producer(cfg)
+    producer = make_producer(cfg.kafka_settings, cfg.producer)
     try:
         def report(s: SendStats) -> None:
             s.faults = Counter(injector.counts)

@@ -6,18 +6,20 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
-from kappalake.config import Config
+from collections.abc import Mapping
+
+from kappalake.config import KafkaConf, TopicConf
 from kappalake.ingest.kafka_clients import python_client_kwargs
 
 
-def admin_client(cfg: Config) -> KafkaAdminClient:
-    return KafkaAdminClient(**python_client_kwargs(cfg), request_timeout_ms=30000)
+def admin_client(kafka: KafkaConf) -> KafkaAdminClient:
+    return KafkaAdminClient(**python_client_kwargs(kafka), request_timeout_ms=30000)
 
 
-def ensure_topics(cfg: Config, names: list[str] | None = None) -> list[str]:
-    """Create the configured topics that do not exist yet; return the names created."""
-    wanted = {cfg.topic_name(t): cfg.topics[t] for t in (names or cfg.topics)}
-    admin = admin_client(cfg)
+def ensure_topics(kafka: KafkaConf, wanted: Mapping[str, TopicConf]) -> list[str]:
+    """Create the topics of ``wanted`` (name on the cluster -> its settings) that do not exist
+    yet; return the names created. ``Config.topic_specs`` gives the configured ones."""
+    admin = admin_client(kafka)
     try:
         existing = set(admin.list_topics())
         new = [
@@ -39,20 +41,20 @@ def ensure_topics(cfg: Config, names: list[str] | None = None) -> list[str]:
         admin.close()
 
 
-def end_offsets(cfg: Config, topic: str) -> dict[int, int]:
-    """Latest offset (next offset to be written) per partition of ``topic``."""
-    return _offsets(cfg, topic, "end")
+def end_offsets(kafka: KafkaConf, topic: str) -> dict[int, int]:
+    """Latest offset (next offset to be written) per partition of ``topic`` (its name on the cluster)."""
+    return _offsets(kafka, topic, "end")
 
 
-def beginning_offsets(cfg: Config, topic: str) -> dict[int, int]:
+def beginning_offsets(kafka: KafkaConf, topic: str) -> dict[int, int]:
     """Earliest offset Kafka still retains per partition of ``topic`` (retention moves it up)."""
-    return _offsets(cfg, topic, "beginning")
+    return _offsets(kafka, topic, "beginning")
 
 
-def _offsets(cfg: Config, topic: str, which: str) -> dict[int, int]:
+def _offsets(kafka: KafkaConf, topic: str, which: str) -> dict[int, int]:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(**python_client_kwargs(cfg), enable_auto_commit=False)
+    consumer = KafkaConsumer(**python_client_kwargs(kafka), enable_auto_commit=False)
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         found = consumer.end_offsets(parts) if which == "end" else consumer.beginning_offsets(parts)

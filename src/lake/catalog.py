@@ -12,7 +12,7 @@ import re
 
 from pyspark.sql import SparkSession
 
-from kappalake.config import Config
+from kappalake.config import LakeConf
 from kappalake.lake.tables import table_exists
 
 
@@ -21,11 +21,12 @@ def absolute(path: str) -> str:
     return path if re.match(r"^[a-zA-Z][\w+.-]*:", path) else os.path.abspath(path)
 
 
-def register_tables(spark: SparkSession, cfg: Config) -> list[str]:
-    """Register every configured table that exists as ``layer.name``; returns the registered names."""
+def register_tables(spark: SparkSession, lake: LakeConf, tables: list[str]) -> list[str]:
+    """Register each of ``tables`` (``Config.tables()``: every configured one) that exists as
+    ``layer.name``; returns the registered names."""
     done = []
-    for table in cfg.tables():
-        path = absolute(cfg.lake.table_path(table))
+    for table in tables:
+        path = absolute(lake.table_path(table))
         if not table_exists(spark, path):
             continue
         layer = table.split(".", 1)[0]

@@ -10,7 +10,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import ArrayType, DataType, MapType, StructField, StructType
 
-from kappalake.config import Config
+from kappalake.config import LakeConf
 from kappalake.frames import local_frame
 from kappalake.lake.deltalog import has_orphan_log
 from kappalake.lake.files import delete_path
@@ -72,11 +72,11 @@ class TableSummary:
     version: int = -1
 
 
-def summarize_tables(spark: SparkSession, cfg: Config) -> list[TableSummary]:
-    """Rows, files, bytes and latest version of every configured table (pipeline sinks, dimensions)."""
+def summarize_tables(spark: SparkSession, lake: LakeConf, tables: list[str]) -> list[TableSummary]:
+    """Rows, files, bytes and latest version of ``tables`` (``Config.tables()``: every configured one)."""
     out = []
-    for table in cfg.tables():
-        path = cfg.lake.table_path(table)
+    for table in tables:
+        path = lake.table_path(table)
         if not table_exists(spark, path):
             out.append(TableSummary(table, path, False))
             continue
@@ -87,12 +87,11 @@ def summarize_tables(spark: SparkSession, cfg: Config) -> list[TableSummary]:
     return out
 
 
-def write_rows(spark: SparkSession, cfg: Config, table: str, schema: StructType, rows: list[dict[str, Any]],
+def write_rows(spark: SparkSession, lake: LakeConf, table: str, schema: StructType, rows: list[dict[str, Any]],
                partition_by: list[str]) -> None:
-    """Append ``rows`` (dicts by column name) to the table ``table``, created if missing."""
+    """Append ``rows`` (dicts by column name) to the lake's table ``table``, created if missing."""
     if not rows:
         return
-    path = cfg.lake.table_path(table)
-    ensure_table(spark, path, schema, partition_by, dict(cfg.lake.table_properties))
-    df = local_frame(spark, rows, schema)
-    df.write.format("delta").mode("append").save(path)
+    path = lake.table_path(table)
+    ensure_table(spark, path, schema, partition_by, dict(lake.table_properties))
+    local_frame(spark, rows, schema).write.format("delta").mode("append").save(path)

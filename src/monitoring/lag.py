@@ -16,7 +16,7 @@ from typing import Any
 from kafka.errors import KafkaError
 from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType, TimestampType
 
-from kappalake.config import Config
+from kappalake.config import KafkaConf
 from kappalake.ingest.topics import admin_client, end_offsets
 
 log = logging.getLogger("kappalake.ops")
@@ -34,7 +34,7 @@ SCHEMA = StructType([
 PARTITION_BY = ["date"]
 
 
-def lag_rows(cfg: Config, committed: dict[str, dict[tuple[str, int], int]],
+def lag_rows(kafka: KafkaConf, committed: dict[str, dict[tuple[str, int], int]],
              topics: dict[str, set[str]] | None = None) -> list[dict[str, Any]]:
     """One row per pipeline and partition of the topics in ``committed`` (pipeline -> next
     offsets), plus those ``topics`` names for a pipeline (its partitions count as unread)."""
@@ -44,7 +44,7 @@ def lag_rows(cfg: Config, committed: dict[str, dict[tuple[str, int], int]],
     for pipeline, offsets in committed.items():
         for topic in sorted({t for t, _ in offsets} | (topics or {}).get(pipeline, set())):
             if topic not in ends:
-                ends[topic] = end_offsets(cfg, topic)
+                ends[topic] = end_offsets(kafka, topic)
             for part, end in sorted(ends[topic].items()):
                 done = offsets.get((topic, part), 0)
                 rows.append({"pipeline": pipeline, "topic": topic, "partition": part, "end_offset": end,
@@ -52,12 +52,12 @@ def lag_rows(cfg: Config, committed: dict[str, dict[tuple[str, int], int]],
     return rows
 
 
-def commit_to_group(cfg: Config, group: str, offsets: dict[tuple[str, int], int]) -> None:
+def commit_to_group(kafka: KafkaConf, group: str, offsets: dict[tuple[str, int], int]) -> None:
     """Commit ``offsets`` (next offsets to read) to consumer group ``group``, as a consumer would."""
     from kafka import TopicPartition
     from kafka.structs import OffsetAndMetadata
 
-    admin = admin_client(cfg)
+    admin = admin_client(kafka)
     try:
         for attempt in range(5):
             try:
@@ -72,6 +72,6 @@ def commit_to_group(cfg: Config, group: str, offsets: dict[tuple[str, int], int]
         admin.close()
 
 
-def group_name(cfg: Config, pipeline: str) -> str | None:
-    pattern = cfg.monitoring.consumer_group
+def group_name(pattern: str | None, pipeline: str) -> str | None:
+    """The consumer group ``pipeline``'s offsets are committed to (``monitoring.consumer_group``)."""
     return None if pattern is None else pattern.replace("{pipeline}", pipeline)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from kappalake.config import Config
+from kappalake.config import KafkaConf, LakeConf, MonitoringConf
 from kappalake.lake.tables import write_rows
 from kappalake.monitoring import lag, metrics
 
@@ -17,35 +17,36 @@ log = logging.getLogger("kappalake.ops")
 
 
 class Recording:
-    """Listens to every query of ``spark`` until :meth:`close`; :meth:`tick` flushes when due."""
+    """Listens to every query of ``spark`` until :meth:`close`; :meth:`tick` flushes when due.
+    ``monitoring`` says what is recorded where, in ``lake``; ``kafka`` (resolved settings) is
+    asked for end offsets and takes the group commits."""
 
-    def __init__(self, spark: SparkSession, cfg: Config) -> None:
-        self.spark, self.cfg = spark, cfg
-        self.listener = metrics.StreamRecorder(cfg.monitoring.json_log is not None)
-        self._handler = _json_handler(cfg.monitoring.json_log)
+    def __init__(self, spark: SparkSession, monitoring: MonitoringConf, lake: LakeConf, kafka: KafkaConf) -> None:
+        self.spark, self.monitoring, self.lake, self.kafka = spark, monitoring, lake, kafka
+        self.listener = metrics.StreamRecorder(monitoring.json_log is not None)
+        self._handler = _json_handler(monitoring.json_log)
         spark.streams.addListener(self.listener)
         self._last = time.monotonic()
         self._warned = False
 
     def tick(self) -> None:
-        if time.monotonic() - self._last >= self.cfg.monitoring.flush_s:
+        if time.monotonic() - self._last >= self.monitoring.flush_s:
             self.flush()
 
     def flush(self) -> None:
         """Write the buffered rows and the lag measured now. A failure is logged, not raised:
         monitoring must never stop the streams it watches."""
         self._last = time.monotonic()
-        m = self.cfg.monitoring
+        m = self.monitoring
         try:
-            write_rows(self.spark, self.cfg, m.metrics_table, metrics.SCHEMA, self.listener.drain(),
-                               metrics.PARTITION_BY)
+            write_rows(self.spark, self.lake, m.metrics_table, metrics.SCHEMA, self.listener.drain(), metrics.PARTITION_BY)
             committed = self.listener.offsets()
             if committed:
-                write_rows(self.spark, self.cfg, m.lag_table, lag.SCHEMA, lag.lag_rows(self.cfg, committed),
-                                   lag.PARTITION_BY)
+                write_rows(self.spark, self.lake, m.lag_table, lag.SCHEMA, lag.lag_rows(self.kafka, committed),
+                           lag.PARTITION_BY)
                 for pipeline, offsets in committed.items():
-                    if (group := lag.group_name(self.cfg, pipeline)) is not None:
-                        lag.commit_to_group(self.cfg, group, offsets)
+                    if (group := lag.group_name(m.consumer_group, pipeline)) is not None:
+                        lag.commit_to_group(self.kafka, group, offsets)
             self._warned = False
         except Exception as e:  # noqa: BLE001 - see the docstring
             if not self._warned:

@@ -69,8 +69,8 @@ def chain(cfg: Config, topic: str) -> list[str]:
     topic in a table (bronze), the first reading that table (silver, with its quarantine) and
     the first gold pipeline reading silver's table."""
     bronze = next((n for n, p in cfg.pipelines.items() if p.source.topic == topic and p.sink.table), None)
-    silver = bronze and next(iter(readers_of(cfg, cfg.pipelines[bronze].sink.table)), None)
-    gold = silver and next((n for n in readers_of(cfg, cfg.pipelines[silver].sink.table)
+    silver = bronze and next(iter(readers_of(cfg.pipelines, cfg.pipelines[bronze].sink.table)), None)
+    gold = silver and next((n for n in readers_of(cfg.pipelines, cfg.pipelines[silver].sink.table)
                             if cfg.pipelines[n].sink.table.startswith("gold.")), None)
     if not gold:
         raise ConfigError(f"chaos --topic {topic}: no pipeline chain lands it in a table, reads that (silver) and a "
@@ -120,7 +120,7 @@ class Chaos:
 
         (self.workdir / scenario).mkdir(parents=True, exist_ok=True)
         cfg, extra = self._config(scenario, lake)
-        ensure_topics(cfg)
+        ensure_topics(cfg.kafka_settings, cfg.topic_specs())
         write_reference_tables(self.spark(cfg), cfg)
         job = Job(self.source, extra, self.workdir / scenario / "job.log", self.pipelines)
         self._jobs.append(job)

@@ -49,7 +49,7 @@ def kafka_records(spark: SparkSession, cfg: Config, topic: str) -> DataFrame:
     """``partition``, ``offset`` of every record Kafka holds for ``topic``, read as the streams
     read it (``kafka.isolation_level``): transaction markers hold no record, and under
     read_committed neither do aborted transactions' records, so offsets have gaps."""
-    return (spark.read.format("kafka").options(**spark_kafka_options(cfg))
+    return (spark.read.format("kafka").options(**spark_kafka_options(cfg.kafka_settings))
             .options(**{"subscribe": topic, "startingOffsets": "earliest", "endingOffsets": "latest",
                         "failOnDataLoss": "false", "kafka.isolation.level": cfg.kafka.isolation_level})
             .load().select("partition", "offset"))
@@ -66,7 +66,7 @@ def check_bronze(spark: SparkSession, cfg: Config, pipeline: str) -> Check:
     p = cfg.pipelines[pipeline]
     table, topic = p.sink.table, cfg.topic_name(p.source.topic)
     df = spark.read.format("delta").load(cfg.lake.table_path(table)).filter(F.col("topic") == topic)
-    begins, ends = beginning_offsets(cfg, topic), end_offsets(cfg, topic)
+    begins, ends = beginning_offsets(cfg.kafka_settings, topic), end_offsets(cfg.kafka_settings, topic)
     # Offsets below the retained beginning may be in bronze (read before Kafka deleted them).
     begin = F.coalesce(F.create_map(*[F.lit(x) for q, b in begins.items() for x in (q, b)])[F.col("partition")]
                        if begins else F.lit(0), F.lit(0))

@@ -64,9 +64,9 @@ def readers_of(spark: SparkSession, cfg: Config, table: str) -> list[Reader]:
         if p.source.table != table:
             continue
         try:
-            done = delta_source_version(spark, cfg, name)
+            done = delta_source_version(spark, cfg.pipeline(name))
         except CheckpointError:  # part-way through a version: it needs that version's files
-            done = int(last_committed(spark, cfg, name).offset["reservoirVersion"]) - 1
+            done = int(last_committed(spark, cfg.pipeline(name)).offset["reservoirVersion"]) - 1
         if done is not None:  # None: never started, it will begin from the snapshot current then
             finished[name] = done
     # A reader reads the files added by the versions after ``done``; any of them removed since

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
-from kappalake.config import Config
+from kappalake.config import PipelineSpec
 from kappalake.errors import CheckpointError
 from kappalake.lake.files import hadoop_path, read_lines
 
@@ -33,9 +33,9 @@ def _batch_ids(spark: SparkSession, path: str) -> list[int]:
     return sorted(int(s.getPath().getName()) for s in fs.listStatus(p) if s.getPath().getName().isdigit())
 
 
-def last_committed(spark: SparkSession, cfg: Config, pipeline: str) -> Committed | None:
-    """The newest committed batch of ``pipeline``'s query, or None if it never committed one."""
-    root = cfg.lake.checkpoint_path(pipeline)
+def last_committed(spark: SparkSession, spec: PipelineSpec) -> Committed | None:
+    """The newest committed batch of the pipeline's query, or None if it never committed one."""
+    root = spec.checkpoint
     committed = _batch_ids(spark, f"{root}/commits")
     if not committed:
         return None
@@ -45,17 +45,18 @@ def last_committed(spark: SparkSession, cfg: Config, pipeline: str) -> Committed
     return Committed(batch, json.loads(lines[2]), int(meta.get("batchWatermarkMs", 0)))
 
 
-def delta_source_version(spark: SparkSession, cfg: Config, pipeline: str) -> int | None:
-    """The last version of ``pipeline``'s source Delta table that its stream has read completely
+def delta_source_version(spark: SparkSession, spec: PipelineSpec) -> int | None:
+    """The last version of the pipeline's source Delta table that its stream has read completely
     (-1: none yet, also while its first batch is planned but not committed: that batch owns
     what it read); None when the query never planned a batch (never ran).
 
     Raises :class:`CheckpointError` while the stream is part-way through a version (it reads a
     version's files over several batches only with a small ``max_files_per_trigger``).
     """
-    committed = last_committed(spark, cfg, pipeline)
+    committed = last_committed(spark, spec)
+    pipeline = spec.name
     if committed is None:
-        return -1 if _batch_ids(spark, f"{cfg.lake.checkpoint_path(pipeline)}/offsets") else None
+        return -1 if _batch_ids(spark, f"{spec.checkpoint}/offsets") else None
     o = committed.offset
     if "reservoirVersion" not in o:
         raise CheckpointError(f"pipeline {pipeline}'s checkpoint does not hold a Delta source offset: {o}")
@@ -67,10 +68,10 @@ def delta_source_version(spark: SparkSession, cfg: Config, pipeline: str) -> int
         f"retry when its current batch has committed (or unset source.max_files_per_trigger)")
 
 
-def kafka_next_offsets(spark: SparkSession, cfg: Config, pipeline: str) -> dict[tuple[str, int], int] | None:
-    """Per (topic, partition), the next Kafka offset ``pipeline``'s stream will read; None if it
+def kafka_next_offsets(spark: SparkSession, spec: PipelineSpec) -> dict[tuple[str, int], int] | None:
+    """Per (topic, partition), the next Kafka offset the pipeline's stream will read; None if it
     never committed a batch."""
-    committed = last_committed(spark, cfg, pipeline)
+    committed = last_committed(spark, spec)
     if committed is None:
         return None
     return {(topic, int(p)): int(n) for topic, parts in committed.offset.items() for p, n in parts.items()}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from kappalake.config import Config
+from kappalake.config import Config, PipelineSpec
 from kappalake.errors import ConfigError
 from kappalake.lake.tables import read_table, table_exists
 from kappalake.pipelines.compose import build_checked_batch
@@ -49,8 +49,8 @@ def replay_quarantine(spark: SparkSession, cfg: Config, pipeline: str, dry_run: 
     if pipeline not in cfg.pipelines or not cfg.pipelines[pipeline].sink.quarantine:
         raise ConfigError(f"pipeline {pipeline!r} has no sink.quarantine; pipelines with one: "
                           f"{', '.join(replay_pipelines(cfg)) or 'none'}")
-    sink = cfg.pipelines[pipeline].sink
-    qpath, path = cfg.lake.table_path(sink.quarantine), cfg.lake.table_path(sink.table)
+    spec = cfg.pipeline(pipeline)
+    qpath, path = spec.quarantine_path, spec.sink_path
     report = ReplayReport(pipeline)
     quarantined = read_table(spark, qpath)
     if quarantined is None or not table_exists(spark, path):
@@ -66,12 +66,12 @@ def replay_quarantine(spark: SparkSession, cfg: Config, pipeline: str, dry_run: 
         report.examined = raw.count()
         if not report.examined:
             return report
-        evaluated = build_checked_batch(spark, cfg, pipeline, source=raw).persist()
+        evaluated = build_checked_batch(spark, spec, source=raw).persist()
         passing = valid_rows(evaluated).persist()
         try:
             table = spark.read.format("delta").load(path)
             fresh = passing.join(table.select(*COORDS), COORDS, "left_anti")  # not moved by an earlier run
-            key = _dedup_key(cfg, pipeline)
+            key = _dedup_key(spec)
             if key is not None:
                 new = fresh.join(table.select(key).distinct(), key, "left_anti")
             else:
@@ -99,8 +99,8 @@ def replay_quarantine(spark: SparkSession, cfg: Config, pipeline: str, dry_run: 
     return report
 
 
-def _dedup_key(cfg: Config, pipeline: str) -> str | None:
-    for spec in transform_specs(cfg, pipeline):
-        if spec.name == "dedup":
-            return spec.params.get("key", "event_id")
+def _dedup_key(spec: PipelineSpec) -> str | None:
+    for t in transform_specs(spec):
+        if t.name == "dedup":
+            return t.params.get("key", "event_id")
     return None

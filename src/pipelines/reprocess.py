@@ -116,8 +116,8 @@ def _seconds(value: object) -> float:
 def default_margin(cfg: Config, pipeline: str) -> timedelta:
     """Source rows read beyond the range on each side, so windows, sessions and duplicates at its
     edges are whole: twice the pipeline's longest window/gap/slide/horizon/delay, at least an hour."""
-    longest = max((_seconds(v) for spec in transform_specs(cfg, pipeline)
-                   for k, v in spec.params.items() if k in ("window", "slide", "gap", "horizon", "delay")), default=0.0)
+    longest = max((_seconds(v) for t in transform_specs(cfg.pipeline(pipeline))
+                   for k, v in t.params.items() if k in ("window", "slide", "gap", "horizon", "delay")), default=0.0)
     return max(timedelta(hours=1), timedelta(seconds=2 * longest))
 
 
@@ -193,11 +193,11 @@ def reprocess_range(spark: SparkSession, cfg: Config, table: str, start: datetim
     def attempt() -> None:
         report.attempts += 1
         # Rows fed one by one: only what the stream has committed; the rest is still the stream's.
-        version = delta_source_version(spark, cfg, name) if p.sink.mode == "append" else None
+        version = delta_source_version(spark, cfg.pipeline(name)) if p.sink.mode == "append" else None
         if version == -1:
             raise PipelineError(f"pipeline {name} has not committed a batch of {p.source.table} yet: nothing to "
                                 f"reprocess (what it reads is its own); retry once its first batch has committed")
-        source = read_static_source(spark, cfg, name, version)
+        source = read_static_source(spark, cfg.pipeline(name), version)
         if source_column is not None and start is not None:
             source = source.filter(F.col(source_column) >= _ts(start - margin))
         if source_column is not None and end is not None and source_column != ARRIVAL_TIME:
@@ -212,7 +212,7 @@ def reprocess_range(spark: SparkSession, cfg: Config, table: str, start: datetim
             read = _coordinate_ranges(source)
             bound = _coordinate_predicate({k: (0, hi) for k, (_, hi) in read.items()}) or "false"
             replaced = f"({predicate}) AND ({bound})" if predicate else bound
-        evaluated = build_checked_batch(spark, cfg, name, source=source).filter(in_range).persist()
+        evaluated = build_checked_batch(spark, cfg.pipeline(name), source=source).filter(in_range).persist()
         try:
             live = spark.read.format("delta").load(path)
             new = with_rank(valid_rows(evaluated, drop_raw=qpath is not None), p.sink)
@@ -292,14 +292,14 @@ def processed_offsets(spark: SparkSession, cfg: Config, name: str) -> dict[tuple
     (through the tables upstream of it); None when it never committed a batch."""
     p = cfg.pipelines[name]
     if p.source.topic is not None:
-        nxt = kafka_next_offsets(spark, cfg, name)
+        nxt = kafka_next_offsets(spark, cfg.pipeline(name))
         return None if nxt is None else {k: v - 1 for k, v in nxt.items()}
-    version = delta_source_version(spark, cfg, name)
+    version = delta_source_version(spark, cfg.pipeline(name))
     if version is None:
         return None
     if version < 0:
         return {}
-    rows = (read_static_source(spark, cfg, name, version).groupBy("topic", "partition")
+    rows = (read_static_source(spark, cfg.pipeline(name), version).groupBy("topic", "partition")
             .agg(F.max("offset").alias("hi")).collect())
     return {(r["topic"], r["partition"]): r["hi"] for r in rows}
 

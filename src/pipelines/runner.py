@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
-from kappalake.config import Config, TriggerConf
+from kappalake.config import Config, PipelineSpec, TriggerConf
 from kappalake.errors import ConfigError, PipelineError
 from kappalake.ingest.kafka_clients import spark_kafka_options
 from kappalake.lake.sinks import sink_writer
@@ -33,7 +33,7 @@ from kappalake.pipelines.batches import BatchWriters, write_checked, write_plain
 from kappalake.pipelines.compose import (after_commit_hooks, apply_transforms, quality_gate, read_source,
                                          sink_schema)
 from kappalake.pipelines.guards import check_checkpoint, check_retention
-from kappalake.pipelines.plan import depth, transform_specs, validate_pipelines
+from kappalake.pipelines.plan import depth, validate_pipelines
 from kappalake.quality.metrics import PARTITION_BY as METRICS_PARTITIONS, SCHEMA as METRICS_SCHEMA
 from kappalake.quality.quarantine import quarantine_rows
 from kappalake.transforms.dedup import settle
@@ -67,42 +67,38 @@ class _Once:
         return self.value  # type: ignore[return-value]
 
 
-def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: TriggerConf | None = None,
+def start_pipeline(spark: SparkSession, spec: PipelineSpec, trigger: TriggerConf | None = None,
                    closers: list[Callable[[], object]] | None = None) -> StreamingQuery:
     """Start one pipeline's streaming query; its Delta table(s) are created first if missing.
 
     ``closers`` collects what must run after the query stops (notifications under way).
     """
-    p = cfg.pipelines[name]
+    p, name = spec.conf, spec.name
     trigger = trigger or p.trigger
-    check_retention(spark, cfg, name)
-    df = apply_transforms(spark, cfg, read_source(spark, cfg, name), transform_specs(cfg, name), name)
-    check_checkpoint(spark, cfg, name, df)
+    check_retention(spark, spec)
+    df = apply_transforms(spark, spec, read_source(spark, spec))
+    check_checkpoint(spark, spec, df)
     if p.sink.topic is not None:
-        return _start_kafka_sink(spark, cfg, name, df, trigger)
+        return _start_kafka_sink(spark, spec, df, trigger)
     shape = settle(spark.createDataFrame([], df.schema))  # the columns of a micro-batch as written
-    path = cfg.lake.table_path(p.sink.table)
-    props = dict(cfg.lake.table_properties)
-    qpath = None
-    if p.sink.quarantine:
-        if ERRORS not in shape.columns:
-            raise ConfigError(f"pipelines.{name}.sink.quarantine needs a transform that reports errors (parse_events)")
-        qpath = cfg.lake.table_path(p.sink.quarantine)
+    path, qpath, props = spec.sink_path, spec.quarantine_path, spec.table_properties
+    if qpath is not None and ERRORS not in shape.columns:
+        raise ConfigError(f"pipelines.{name}.sink.quarantine needs a transform that reports errors (parse_events)")
     named = p.sink.keys + p.sink.partition_by + [k for k in (p.sink.time_column,) if k]
     missing = [k for k in named + ([p.sink.publish_key] if p.sink.publish else []) if k not in shape.columns]
     if missing:
         raise ConfigError(f"pipelines.{name}.sink names columns the transforms do not produce: {', '.join(missing)}; "
                           f"columns: {', '.join(shape.columns)}")
-    gate = quality_gate(cfg, name, shape)
+    gate = quality_gate(spec, shape)
     if qpath is not None:
         ensure_table(spark, qpath, quarantine_rows(gate.evaluate(shape), name).schema, ["kafka_date"], props)
-    mpath = cfg.lake.table_path(cfg.quality.metrics_table) if gate is not None else None
+    mpath = spec.metrics_path if gate is not None else None
     if mpath is not None:
         ensure_table(spark, mpath, METRICS_SCHEMA, METRICS_PARTITIONS, props)
-    ensure_table(spark, path, sink_schema(cfg, name, shape), p.sink.partition_by, props)
-    if p.sink.publish:
-        _ensure_output_topics(cfg, name, [p.sink.publish])
-    after_commit = after_commit_hooks(spark, cfg, name, closers)
+    ensure_table(spark, path, sink_schema(spec, shape), p.sink.partition_by, props)
+    if spec.publish_topic:
+        _ensure_output_topic(spec, spec.publish_topic)
+    after_commit = after_commit_hooks(spark, spec, closers)
     writers = BatchWriters(name, p.sink.table, sink_writer(p.sink, path), Append(qpath) if qpath else None,
                            Append(mpath) if mpath else None, tuple(after_commit))
 
@@ -121,7 +117,7 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
     query = (
         df.writeStream.queryName(name)
         .outputMode(p.sink.output_mode if p.sink.mode == "merge" else "append")
-        .option("checkpointLocation", cfg.lake.checkpoint_path(name))
+        .option("checkpointLocation", spec.checkpoint)
         .trigger(**trigger.as_writer_kwargs())
         .foreachBatch(write_batch)
         .start()
@@ -130,46 +126,45 @@ def start_pipeline(spark: SparkSession, cfg: Config, name: str, trigger: Trigger
     return query
 
 
-def _start_kafka_sink(spark: SparkSession, cfg: Config, name: str, df: DataFrame, trigger: TriggerConf) -> StreamingQuery:
+def _start_kafka_sink(spark: SparkSession, spec: PipelineSpec, df: DataFrame, trigger: TriggerConf) -> StreamingQuery:
     """Rows with ``key``/``value`` to a Kafka topic: at-least-once, micro-batch or continuous."""
-    p = cfg.pipelines[name]
+    name = spec.name
     if "value" not in df.columns:
         raise ConfigError(f"pipelines.{name}.sink.topic needs a 'value' column (and optionally 'key') from the transforms; "
                           f"columns: {', '.join(df.columns)}")
     if trigger.continuous:
-        _check_continuous_slots(spark, cfg, name)
-    _ensure_output_topics(cfg, name, [p.sink.topic])
+        _check_continuous_slots(spark, spec)
+    _ensure_output_topic(spec, spec.sink_topic)
     return (
         df.select(*[c for c in ("key", "value") if c in df.columns]).writeStream.queryName(name)
-        .format("kafka").options(**spark_kafka_options(cfg)).option("topic", cfg.topic_name(p.sink.topic))
-        .option("checkpointLocation", cfg.lake.checkpoint_path(name))
+        .format("kafka").options(**spark_kafka_options(spec.kafka)).option("topic", spec.sink_topic)
+        .option("checkpointLocation", spec.checkpoint)
         .trigger(**trigger.as_writer_kwargs())
         .start()
     )
 
 
-def _ensure_output_topics(cfg: Config, name: str, topics: list[str]) -> None:
-    """Create the topics a pipeline writes to if missing (as `topics create` would), at start-up
+def _ensure_output_topic(spec: PipelineSpec, topic: str) -> None:
+    """Create a topic the pipeline writes to if missing (as `topics create` would), at start-up
     rather than as a metadata timeout in the first batch."""
     from kappalake.ingest.topics import ensure_topics
 
     try:
-        ensure_topics(cfg, topics)
+        ensure_topics(spec.kafka, {topic: spec.output_topics[topic]})
     except Exception as e:  # noqa: BLE001 - no broker, no permission to create: say which topic and why
-        names = ", ".join(cfg.topic_name(t) for t in topics)
-        raise PipelineError(f"pipeline {name} writes to Kafka topic {names}, which does not exist and could not be "
-                            f"created on {cfg.bootstrap_servers} ({type(e).__name__}: {e}); create it "
+        raise PipelineError(f"pipeline {spec.name} writes to Kafka topic {topic}, which does not exist and could not be "
+                            f"created on {spec.kafka.bootstrap_servers} ({type(e).__name__}: {e}); create it "
                             f"(kappalake topics create) or fix kafka.*") from None
 
 
-def _check_continuous_slots(spark: SparkSession, cfg: Config, name: str) -> None:
+def _check_continuous_slots(spark: SparkSession, spec: PipelineSpec) -> None:
     """A continuous query holds one task slot per Kafka partition for as long as it runs."""
-    master = spark.sparkContext.master
+    master, name = spark.sparkContext.master, spec.name
     m = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\d+)?\])?", master)
     if not m:
         return
     slots = (os.cpu_count() or 1) if m.group(1) == "*" else int(m.group(1) or 1)
-    partitions = cfg.topics[cfg.pipelines[name].source.topic].partitions
+    partitions = spec.source_partitions
     if slots < partitions + 1:
         raise ConfigError(
             f"pipelines.{name}.trigger.continuous holds {partitions} task slots (one per partition of its topic) for as "
@@ -193,6 +188,7 @@ def run_pipelines(
     a downstream query sees everything its upstream wrote in this run.
     """
     selected = validate_pipelines(cfg, names)
+    specs = {n: cfg.pipeline(n) for n in selected}
     stop = threading.Event()
     restore = _install_signal_handlers(stop)
     start = time.monotonic()
@@ -200,16 +196,17 @@ def run_pipelines(
     closers: list[Callable[[], object]] = []
     seen: dict[str, int] = {}
     reports = {n: QueryReport(n, 0, 0, 0.0) for n in selected}
-    if all((trigger or cfg.pipelines[n].trigger).available_now for n in selected):
-        waves = [[n for n in selected if depth(cfg, n) == d] for d in sorted({depth(cfg, n) for n in selected})]
+    if all((trigger or specs[n].conf.trigger).available_now for n in selected):
+        levels = {n: depth(cfg.pipelines, n) for n in selected}
+        waves = [[n for n in selected if levels[n] == d] for d in sorted(set(levels.values()))]
     else:
         waves = [selected]
-    recording = Recording(spark, cfg)
+    recording = Recording(spark, cfg.monitoring, cfg.lake, cfg.kafka_settings)
     try:
         for wave in waves:
             wave_start = time.monotonic()
             for n in wave:
-                queries[n] = start_pipeline(spark, cfg, n, trigger, closers)
+                queries[n] = start_pipeline(spark, specs[n], trigger, closers)
             while any(queries[n].isActive for n in wave):
                 if stop.is_set() or (timeout is not None and time.monotonic() - start > timeout):
                     break
@@ -246,7 +243,7 @@ def run_pipelines(
     for n, q in queries.items():
         err = q.exception()
         if err is not None:
-            raise PipelineError(f"pipeline {n} failed: {_failure(str(err))}{_advice(cfg, n, str(err))}")
+            raise PipelineError(f"pipeline {n} failed: {_failure(str(err))}{_advice(specs[n], str(err))}")
     return list(reports.values())
 
 
@@ -277,14 +274,12 @@ _ENVIRONMENT = [
 ]
 
 
-def _advice(cfg: Config, pipeline: str, message: str) -> str:
+def _advice(spec: PipelineSpec, message: str) -> str:
     """A sentence on what an environment failure means and that a restart is safe, or ''."""
     for pattern, place, meaning, fix in _ENVIRONMENT:
         m = re.search(pattern, message)
         if m:
-            table = cfg.pipelines[pipeline].sink.table
-            where = (cfg.bootstrap_servers if place == "kafka" else cfg.lake.table_path(table) if table
-                     else cfg.lake.root)
+            where = spec.kafka.bootstrap_servers if place == "kafka" else spec.sink_path or spec.lake.root
             return (f" -- {meaning} ({m.group(0)}; {where}): {fix}, then restart; Delta commits are atomic, so "
                     f"the tables are intact and the stream resumes from its checkpoint")
     return ""

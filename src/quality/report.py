@@ -18,7 +18,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from kappalake.config import Config
+from kappalake.config import LakeConf, QualityConf
 from kappalake.errors import ConfigError
 from kappalake.quality.suites import Suite, load_suite
 
@@ -52,23 +52,23 @@ class TableReport:
         return [r for r in self.results if r.gating]
 
 
-def quality_report(spark: SparkSession, cfg: Config, tables: list[str] | None = None, since: str | None = None,
+def quality_report(spark: SparkSession, quality: QualityConf, lake: LakeConf, tables: list[str] | None = None, since: str | None = None,
                    until: str | None = None, time_column: str = "event_time"
                    ) -> tuple[list[TableReport], str | None, list[str]]:
     """Validate each table's suite with GX; returns the reports, the Data Docs index URL and the
     tables skipped because they do not exist yet (only when ``tables`` is not given)."""
-    names = tables or sorted(cfg.quality.suites)
+    names = tables or sorted(quality.suites)
     suites: list[Suite] = []
     for name in names:
-        suite = load_suite(cfg, name)
+        suite = load_suite(quality, name)
         if suite is None:
-            raise ConfigError(f"table {name} has no expectation suite; suites: {', '.join(sorted(cfg.quality.suites))} "
-                              f"(add conf/{cfg.quality.suites_dir}/{name}.yaml)")
+            raise ConfigError(f"table {name} has no expectation suite; suites: {', '.join(sorted(quality.suites))} "
+                              f"(add conf/{quality.suites_dir}/{name}.yaml)")
         suites.append(suite)
-    context = _context(cfg)
+    context = _context(quality.docs_dir)
     reports, skipped = [], []
     for suite in suites:
-        path = cfg.lake.table_path(suite.table)
+        path = lake.table_path(suite.table)
         if not DeltaTable.isDeltaTable(spark, path) and not tables:
             skipped.append(suite.table)
             continue
@@ -81,14 +81,14 @@ def quality_report(spark: SparkSession, cfg: Config, tables: list[str] | None = 
     return reports, (urls[0]["site_url"] if urls else None), skipped
 
 
-def _context(cfg: Config) -> Any:
+def _context(docs_dir: str) -> Any:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     for name in ("great_expectations", "great_expectations.data_context"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    root = Path(cfg.quality.docs_dir).resolve()
+    root = Path(docs_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     context = gx.get_context(mode="file", project_root_dir=str(root))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)

@@ -26,7 +26,7 @@ from kappalake.config.shapes import check_suite_shape as check_shape
 from kappalake.errors import ConfigError
 
 if TYPE_CHECKING:
-    from kappalake.config import Config
+    from kappalake.config import QualityConf
 
 COLUMN_KWARGS = ("column", "column_A", "column_B", "column_list")
 
@@ -69,11 +69,12 @@ class Suite:
                                    expectations=[_gx_expectation(r) for r in self.rules])
 
 
-def load_suite(cfg: Config, table: str | None) -> Suite | None:
-    """The validated suite for ``table`` (None when it has none); ConfigError names any problem."""
-    if table is None or table not in cfg.quality.suites:
+def load_suite(quality: QualityConf, table: str | None) -> Suite | None:
+    """The validated suite for ``table`` in ``quality.suites`` (None when it has none);
+    ConfigError names any problem."""
+    if table is None or table not in quality.suites:
         return None
-    return suite_from_dict(table, cfg.quality.suites[table])
+    return suite_from_dict(table, quality.suites[table])
 
 
 def suite_from_dict(table: str, raw: dict[str, Any]) -> Suite:
@@ -85,10 +86,10 @@ def suite_from_dict(table: str, raw: dict[str, Any]) -> Suite:
     return _build(table, raw)
 
 
-def check_suites(cfg: Config) -> None:
+def check_suites(quality: QualityConf) -> None:
     """Validate every configured suite with GX (types exist, arguments are valid)."""
-    for table in cfg.quality.suites:
-        load_suite(cfg, table)
+    for table in quality.suites:
+        load_suite(quality, table)
 
 
 def _build(table: str, raw: dict[str, Any]) -> Suite:

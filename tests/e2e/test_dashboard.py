@@ -208,7 +208,7 @@ def test_the_page_follows_the_lake_without_a_reload(spark, lake, page):
     progress = {"name": "silver_clickstream", "id": "dashboard-test", "runId": "dashboard-test", "batchId": 4242,
                 "timestamp": now.isoformat().replace("+00:00", "Z"), "numInputRows": 1234, "inputRowsPerSecond": 100.0,
                 "processedRowsPerSecond": 617.0, "durationMs": {"triggerExecution": 2000}, "sources": []}
-    write_rows(spark, cfg, cfg.monitoring.metrics_table, SCHEMA, [progress_row(json.loads(json.dumps(progress)))],
+    write_rows(spark, cfg.lake, cfg.monitoring.metrics_table, SCHEMA, [progress_row(json.loads(json.dumps(progress)))],
                PARTITION_BY)
     page.wait_for_function("""() => [...document.querySelectorAll('[data-testid=health-queries] tbody tr')]
         .some(tr => tr.innerText.includes('silver_clickstream') && tr.innerText.includes('4,242'))""", timeout=120_000)

@@ -34,7 +34,7 @@ def hot_truck_records(cfg, seed: int = 11):
 
 
 def send(cfg, recs) -> None:
-    producer = make_producer(cfg)
+    producer = make_producer(cfg.kafka_settings, cfg.producer)
     try:
         stats = send_records(producer, cfg.topic_name("telemetry"), recs)
     finally:
@@ -49,11 +49,11 @@ def alerted(spark, broker_conf, tmp_path_factory):
     receiver = Receiver()
     cfg = make_config(broker_conf, tmp_path_factory.mktemp("alerts"), **{
         "alerts.notifiers": [{"type": "webhook", "url": receiver.url}, {"type": "log"}]})
-    ensure_topics(cfg, ["telemetry"])  # the pipelines create the alerts topic they write to
+    ensure_topics(cfg.kafka_settings, cfg.topic_specs(["telemetry"]))  # the pipelines create the alerts topic they write to
     write_reference_tables(spark, cfg)
     recs, start_ms = hot_truck_records(cfg)
     split = start_ms + 145_000  # the reefer's cargo has been warm for 13 s
-    names = with_upstream(cfg, ["alerts_telemetry"])
+    names = with_upstream(cfg.pipelines, ["alerts_telemetry"])
     runs = []
     for part in ([r for r in recs if r.due_ms < split], [r for r in recs if r.due_ms >= split], []):
         if part:
@@ -83,7 +83,7 @@ def test_hot_truck_alerts_once_per_episode_in_the_table(spark, alerted):
 def test_same_alerts_on_the_topic_keyed_by_entity(spark, alerted):
     cfg, _, _ = alerted
     table = {(r["alert_id"], r["event"]) for r in spark.read.format("delta").load(cfg.lake.table_path("ops.alerts")).collect()}
-    messages = list(follow(cfg, "alerts", from_beginning=True, timeout_s=3))
+    messages = list(follow(cfg.kafka_settings, cfg.topic_name("alerts"), from_beginning=True, timeout_s=3))
     assert {(m["alert_id"], m["event"]) for _, m in messages} == table
     assert len(messages) == len(table)  # nothing replayed: no crash happened
     assert all(key == m["entity"] for key, m in messages)
@@ -103,8 +103,8 @@ def test_webhook_got_every_alert_and_deliveries_are_recorded(spark, alerted):
 def test_continuous_fast_path_flags_readings_over_hard_limits(spark, broker_conf, tmp_path):
     # One telemetry partition: the continuous query holds one of the session's two task slots.
     cfg = make_config(broker_conf, tmp_path, **{"topics.telemetry.partitions": 1})
-    ensure_topics(cfg, ["telemetry"])  # the pipelines create the alerts topic they write to
-    query = start_pipeline(spark, cfg, "alerts_fast")
+    ensure_topics(cfg.kafka_settings, cfg.topic_specs(["telemetry"]))  # the pipelines create the alerts topic they write to
+    query = start_pipeline(spark, cfg.pipeline("alerts_fast"))
     try:
         assert query.isActive
         recs, _ = hot_truck_records(cfg, seed=12)
@@ -112,7 +112,7 @@ def test_continuous_fast_path_flags_readings_over_hard_limits(spark, broker_conf
         send(cfg, recs)
         hot = [r for r in recs if r.value.get("engine_temp_c", 0) > 110
                or (r.value.get("vehicle_type") == "reefer_truck" and r.value.get("cargo_temp_c", 0) > 12)]
-        flags = list(follow(cfg, "alerts", from_beginning=True, max_messages=len(hot), timeout_s=60))
+        flags = list(follow(cfg.kafka_settings, cfg.topic_name("alerts"), from_beginning=True, max_messages=len(hot), timeout_s=60))
         elapsed = time.time() - sent_at
     finally:
         query.stop()

@@ -21,8 +21,8 @@ START = datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc)
 
 
 def test_10k_events_over_3_partitions_land_exactly_once(spark, cfg):
-    assert sorted(ensure_topics(cfg)) == sorted(cfg.topic_name(t) for t in cfg.topics)
-    assert ensure_topics(cfg) == []  # idempotent
+    assert sorted(ensure_topics(cfg.kafka_settings, cfg.topic_specs())) == sorted(cfg.topic_name(t) for t in cfg.topics)
+    assert ensure_topics(cfg.kafka_settings, cfg.topic_specs()) == []  # idempotent
     clicks = ProduceSpec("clickstream", count=10_000, seed=1, start_ms=to_ms(START))
     sent = [produce(cfg, clicks), produce(cfg, ProduceSpec("telemetry", count=2_000, seed=2))]
     assert [s.acked for s in sent] == [10_000, 2_000] and not any(s.errors for s in sent)
@@ -47,7 +47,7 @@ def test_10k_events_over_3_partitions_land_exactly_once(spark, cfg):
     # Nothing new in Kafka: a second run writes nothing.
     again = run_pipelines(spark, cfg, BRONZE, trigger=AVAILABLE_NOW, timeout=300)
     assert sum(r.input_rows for r in again) == 0
-    landed = {s.table: s.rows for s in summarize_tables(spark, cfg) if s.exists}
+    landed = {s.table: s.rows for s in summarize_tables(spark, cfg.lake, cfg.tables()) if s.exists}
     assert {t: n for t, n in landed.items() if not t.startswith("ops.")} == {"bronze.clickstream": 10_000,
                                                                              "bronze.telemetry": 2_000}
     assert landed["ops.stream_metrics"] > 0  # the job recorded its batches
@@ -57,7 +57,7 @@ def test_micro_batches_respect_max_offsets_per_trigger(spark, broker_conf, tmp_p
     from tests.conftest import make_config
 
     cfg = make_config(broker_conf, tmp_path, **{"pipelines.bronze_telemetry.source.max_offsets_per_trigger": 400})
-    ensure_topics(cfg, ["telemetry"])
+    ensure_topics(cfg.kafka_settings, cfg.topic_specs(["telemetry"]))
     produce(cfg, ProduceSpec("telemetry", count=1_500, seed=3))
     [report] = run_pipelines(spark, cfg, ["bronze_telemetry"], trigger=AVAILABLE_NOW, timeout=300)
     assert report.batches >= 4 and report.input_rows == 1_500

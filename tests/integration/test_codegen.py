@@ -45,7 +45,7 @@ def test_every_pipeline_compiles_within_the_jvm_method_limit(spark, demo_lake, c
     assert {"silver_clickstream", "silver_telemetry", "gold_page_minute", "alerts_telemetry"} <= set(from_tables)
     largest = {}
     for name in from_tables:
-        sizes = compiled_method_sizes(spark, build_checked_batch(spark, cfg, name))
+        sizes = compiled_method_sizes(spark, build_checked_batch(spark, cfg.pipeline(name)))
         assert sizes, f"{name}: no code-generated subtree (is whole-stage codegen on?)"
         largest[name] = max(sizes)
     too_big = {n: s for n, s in largest.items() if s > JVM_METHOD_LIMIT}

@@ -55,7 +55,7 @@ def streamed(spark, tmp_path_factory):
     cfg = make_config({}, tmp, **{f"pipelines.{n}.source.max_files_per_trigger": 1 for n in gold})
     write_reference_tables(spark, cfg)
     for topic, count, seed in (("clickstream", 3000, 31), ("telemetry", 3000, 32)):
-        silver = valid_rows(build_checked_batch(spark, cfg, f"silver_{topic}", bronze_frame(spark, cfg, topic, count, seed)))
+        silver = valid_rows(build_checked_batch(spark, cfg.pipeline(f"silver_{topic}"), bronze_frame(spark, cfg, topic, count, seed)))
         silver = cached = silver.withColumn("_chunk", F.ntile(CHUNKS).over(Window.orderBy("kafka_timestamp", "offset"))).persist()
         if topic == "clickstream":  # time passes: a day later every session is over (same last version)
             clock = (silver.filter(F.col("_chunk") == CHUNKS).orderBy("event_time").limit(1)
@@ -83,8 +83,8 @@ def test_streamed_gold_equals_one_batch_over_silver(spark, streamed, tmp_path, n
     cfg, _, _ = streamed
     sink = cfg.pipelines[name].sink
     streamed_table = spark.read.format("delta").load(cfg.lake.table_path(sink.table))
-    silver = read_static_source(spark, cfg, name)
-    expected = batch_through(spark, tmp_path, silver, lambda df: build_batch(spark, cfg, name, df), sink)
+    silver = read_static_source(spark, cfg.pipeline(name))
+    expected = batch_through(spark, tmp_path, silver, lambda df: build_batch(spark, cfg.pipeline(name), df), sink)
     if name == "gold_sessions":  # the stream writes a session once it is over; the clock's is not
         expected = expected.filter(F.col("session_id") != "clock")
     assert streamed_table.count() > 0
@@ -96,7 +96,7 @@ def test_streamed_gold_equals_one_batch_over_silver(spark, streamed, tmp_path, n
 def test_a_batch_over_an_older_silver_snapshot_sees_only_that_snapshot(spark, streamed):
     cfg, _, _ = streamed
     silver_v0 = spark.read.format("delta").option("versionAsOf", 0).load(cfg.lake.table_path("silver.telemetry"))
-    minutes = build_batch(spark, cfg, "gold_device_minute", version=0)
+    minutes = build_batch(spark, cfg.pipeline("gold_device_minute"), version=0)
     assert minutes.agg(F.sum("readings")).first()[0] == silver_v0.filter("device_kind = 'vehicle'").count() > 0
 
 

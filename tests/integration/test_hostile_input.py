@@ -384,7 +384,7 @@ ROUND_2 = valid_events(42, 20, "after")
 
 def send(cfg, cases: list[Case]) -> dict[str, tuple[int, int]]:
     """Send every case as raw bytes, tagged with its name; (partition, offset) per case."""
-    producer = make_producer(cfg)
+    producer = make_producer(cfg.kafka_settings, cfg.producer)
     try:
         futures = {c.name: producer.send(cfg.topic_name("clickstream"), key=c.key, value=c.value,
                                          headers=[(CASE_HEADER, c.name.encode())]) for c in cases}
@@ -409,7 +409,7 @@ def hostile(spark, broker_conf, tmp_path_factory):
         "producer.max_request_size": KAFKA_LIMIT,
     })
     cfg = load_config("local", CONF_DIR, overrides=values)
-    ensure_topics(cfg, ["clickstream"])
+    ensure_topics(cfg.kafka_settings, cfg.topic_specs(["clickstream"]))
     write_reference_tables(spark, cfg)
     coords = send(cfg, ROUND_1)
     first = {r.pipeline: r for r in run_pipelines(spark, cfg, PIPELINES, trigger=AVAILABLE_NOW, timeout=600)}

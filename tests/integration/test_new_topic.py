@@ -53,7 +53,7 @@ from kappalake.transforms.registry import transform
 
 
 @simulator("orders", implausible=("amount", (1e7, 1e9)))
-def orders(cfg, spec, ref, start_ms, rate):
+def orders(producer, spec, ref, start_ms, rate):
     rng = random.Random(spec.seed)
     t = start_ms
     while True:

@@ -34,10 +34,10 @@ def test_lag_is_recorded_while_behind_and_reaches_zero(spark, broker_conf, tmp_p
     cfg = make_config(broker_conf, tmp_path, **{
         "pipelines.bronze_clickstream.source.max_offsets_per_trigger": 250, "monitoring.flush_s": 1,
         "monitoring.consumer_group": "kappalake-{pipeline}", "monitoring.json_log": str(log_file)})
-    ensure_topics(cfg)
+    ensure_topics(cfg.kafka_settings, cfg.topic_specs())
     produce(cfg, ProduceSpec("clickstream", count=1500, seed=5))
     topic = cfg.topic_name("clickstream")
-    ends = end_offsets(cfg, topic)
+    ends = end_offsets(cfg.kafka_settings, topic)
     # availableNow splits the backlog into batches of max_offsets_per_trigger, then stops.
     run_pipelines(spark, cfg, ["bronze_clickstream"], trigger=AVAILABLE_NOW, timeout=300)
     assert_exactly_once(spark, cfg, "clickstream", 1500)
@@ -59,7 +59,7 @@ def test_lag_is_recorded_while_behind_and_reaches_zero(spark, broker_conf, tmp_p
     for r in lag.filter(F.col("at") == per_flush[-1]["at"]).collect():
         assert r["committed_offset"] == ends[r["partition"]]
 
-    admin = admin_client(cfg)
+    admin = admin_client(cfg.kafka_settings)
     try:
         group = admin.list_group_offsets({"kappalake-bronze_clickstream": None})["kappalake-bronze_clickstream"]
     finally:
@@ -84,7 +84,7 @@ def two_layers(spark, broker_conf, tmp_path_factory):
     values = config_values(broker_conf, tmp, **{"pipelines.bronze_clickstream.source.max_offsets_per_trigger": 100,
                                                  "maintenance.reader_margin_hours": 0, "producer.users": 200})
     cfg = make_config(broker_conf, tmp, **values)
-    ensure_topics(cfg)
+    ensure_topics(cfg.kafka_settings, cfg.topic_specs())
     write_reference_tables(spark, cfg)
     produce(cfg, ProduceSpec("clickstream", count=500, seed=8))
     run_pipelines(spark, cfg, ["bronze_clickstream", "silver_clickstream"], trigger=AVAILABLE_NOW, timeout=300)
@@ -157,29 +157,29 @@ def test_a_changed_stateful_operator_is_reported_before_the_query_starts(spark, 
                   else ({"name": "dedup", "delay": "5 minutes"} if t == "dedup" else t) for t in p.transforms]
     assert dedup_5min != p.transforms
     with pytest.raises(ConfigError, match=r"(?s)silver_clickstream.*EventTimeWatermark.*10 minutes.*5 minutes"):
-        start_pipeline(spark, with_transforms(dedup_5min), "silver_clickstream", AVAILABLE_NOW)
+        start_pipeline(spark, with_transforms(dedup_5min).pipeline("silver_clickstream"), AVAILABLE_NOW)
     # A stateless change (coarser locations) keeps the checkpoint usable.
     coarser = [dict(t, decimals=0) if isinstance(t, dict) and t.get("name") == "coarsen" else t for t in p.transforms]
-    q = start_pipeline(spark, with_transforms(coarser), "silver_clickstream", AVAILABLE_NOW)
+    q = start_pipeline(spark, with_transforms(coarser).pipeline("silver_clickstream"), AVAILABLE_NOW)
     q.awaitTermination(120)
     assert q.exception() is None
 
 
 def test_retention_guard_reports_offsets_kafka_deleted(spark, broker_conf, tmp_path):
     cfg = make_config(broker_conf, tmp_path)
-    ensure_topics(cfg)
+    ensure_topics(cfg.kafka_settings, cfg.topic_specs())
     topic = cfg.topic_name("clickstream")
     produce(cfg, ProduceSpec("clickstream", count=300, seed=1))
     run_pipelines(spark, cfg, ["bronze_clickstream"], trigger=AVAILABLE_NOW, timeout=120)
     produce(cfg, ProduceSpec("clickstream", count=300, seed=2))
-    ends = end_offsets(cfg, topic)
+    ends = end_offsets(cfg.kafka_settings, topic)
     expire = {p: end - 20 for p, end in ends.items()}  # all but the last 20 of each partition
-    admin = admin_client(cfg)
+    admin = admin_client(cfg.kafka_settings)
     try:
         admin.delete_records({TopicPartition(topic, p): o for p, o in expire.items()})
     finally:
         admin.close()
-    assert beginning_offsets(cfg, topic) == expire
+    assert beginning_offsets(cfg.kafka_settings, topic) == expire
     read = {r["partition"]: r["n"] for r in bronze(spark, cfg).groupBy("partition").agg(F.count("*").alias("n")).collect()}
     lost = {p: expire[p] - read.get(p, 0) for p in ends}
     assert sum(lost.values()) > 0

@@ -22,7 +22,7 @@ from tests.conftest import CONF_DIR
 
 def consume_all(cfg: Config, topic: str, timeout: float = 60.0) -> list:
     """Every record of ``topic`` (all partitions, from the beginning to the current end)."""
-    consumer = KafkaConsumer(**python_client_kwargs(cfg), enable_auto_commit=False, max_partition_fetch_bytes=4 << 20,
+    consumer = KafkaConsumer(**python_client_kwargs(cfg.kafka_settings), enable_auto_commit=False, max_partition_fetch_bytes=4 << 20,
                              fetch_max_bytes=16 << 20)
     try:
         name = cfg.topic_name(topic)

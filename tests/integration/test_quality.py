@@ -37,7 +37,7 @@ def bronze_lake(spark, broker_conf, tmp_path_factory):
     """1,500 clickstream events (every fault kind at 1%) in bronze; silver is built per test."""
     tmp = tmp_path_factory.mktemp("quality")
     cfg = make_config(broker_conf, tmp)
-    ensure_topics(cfg, ["clickstream"])
+    ensure_topics(cfg.kafka_settings, cfg.topic_specs(["clickstream"]))
     write_reference_tables(spark, cfg)
     sent = produce(cfg, ProduceSpec("clickstream", count=1500, seed=77, faults=FaultRates.uniform(0.01), users=200))
     run_pipelines(spark, cfg, ["bronze_clickstream"], trigger=AVAILABLE_NOW, timeout=300)
@@ -82,7 +82,7 @@ def test_unknown_columns_fail_at_start_up(spark, bronze_lake):
     cfg = config_for(bronze_lake, "cols", **{"quality.suites": {"silver.clickstream": suite_with(
         {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "basket_value"}})}})
     with pytest.raises(ConfigError, match=r"expectations\[13\].*names unknown column\(s\) basket_value"):
-        start_pipeline(spark, cfg, "silver_clickstream", AVAILABLE_NOW)
+        start_pipeline(spark, cfg.pipeline("silver_clickstream"), AVAILABLE_NOW)
 
 
 def test_replay_moves_records_that_pass_after_a_fix_once(spark, bronze_lake):

@@ -58,7 +58,7 @@ def lake(spark, broker_conf, tmp_path_factory):
     through bronze, silver and two gold tables, several micro-batches each."""
     cfg = make_config(broker_conf, tmp_path_factory.mktemp("reprocess"), **{
         "producer.users": 300, "pipelines.bronze_clickstream.source.max_offsets_per_trigger": 700})
-    ensure_topics(cfg)
+    ensure_topics(cfg.kafka_settings, cfg.topic_specs())
     write_reference_tables(spark, cfg)
     produce(cfg, ProduceSpec("clickstream", count=2000, seed=31, span=900, faults=FaultRates.uniform(0.01)))
     run_pipelines(spark, cfg, PIPELINES, trigger=TriggerConf(available_now=True), timeout=600)
@@ -155,7 +155,7 @@ def test_reprocess_while_streaming_loses_and_duplicates_nothing(spark, lake):
     are reprocessed (silver with a changed transform, so the range is really rewritten)."""
     cfg = lake
     trigger = TriggerConf(processing_time="1 second")
-    queries = [start_pipeline(spark, cfg, n, trigger) for n in ("bronze_clickstream", "silver_clickstream",
+    queries = [start_pipeline(spark, cfg.pipeline(n), trigger) for n in ("bronze_clickstream", "silver_clickstream",
                                                                   "gold_page_minute")]
     producer = threading.Thread(target=produce, args=(cfg, ProduceSpec("clickstream", count=1500, seed=33, rate=250,
                                                                       faults=FaultRates.uniform(0.01))))
@@ -169,7 +169,7 @@ def test_reprocess_while_streaming_loses_and_duplicates_nothing(spark, lake):
         topic = cfg.topic_name("clickstream")
         deadline = time.monotonic() + 240
         while True:
-            ends = end_offsets(cfg, topic)
+            ends = end_offsets(cfg.kafka_settings, topic)
             done = processed_offsets(spark, cfg, "silver_clickstream") or {}
             if all(done.get((topic, p), -1) >= e - 1 for p, e in ends.items() if e):
                 break
@@ -183,7 +183,7 @@ def test_reprocess_while_streaming_loses_and_duplicates_nothing(spark, lake):
     assert all(q.exception() is None for q in queries)
 
     # Every bronze row is in silver or quarantine exactly as a batch over all of bronze puts it.
-    judged = build_checked_batch(spark, cfg, "silver_clickstream").persist()
+    judged = build_checked_batch(spark, cfg.pipeline("silver_clickstream")).persist()
     silver = table(spark, cfg, "silver.clickstream")
     quarantine = table(spark, cfg, "quarantine.clickstream")
     n = silver.count()
@@ -195,4 +195,4 @@ def test_reprocess_while_streaming_loses_and_duplicates_nothing(spark, lake):
     judged.unpersist()
     # The gold MERGE sink (rewritten by a reprocess mid-stream) still sums to silver.
     gold = table(spark, cfg, "gold.page_minute").agg(F.sum("events")).first()[0]
-    assert gold == build_batch(spark, cfg, "gold_page_minute").agg(F.sum("events")).first()[0] > 0
+    assert gold == build_batch(spark, cfg.pipeline("gold_page_minute")).agg(F.sum("events")).first()[0] > 0

@@ -51,7 +51,7 @@ def _start_ingest_process(overrides_file: Path, log: Path) -> subprocess.Popen:
 @pytest.mark.process
 def test_sigkill_mid_stream_then_restart_keeps_one_row_per_offset(spark, broker_conf, tmp_path):
     cfg, overrides_file, restart = _job_configs(broker_conf, tmp_path)
-    ensure_topics(cfg)
+    ensure_topics(cfg.kafka_settings, cfg.topic_specs())
     table = cfg.lake.table_path("bronze.clickstream")
     total = 0
 
@@ -90,7 +90,7 @@ def test_sigkill_mid_stream_then_restart_keeps_one_row_per_offset(spark, broker_
 @pytest.mark.process
 def test_sigterm_mid_stream_exits_cleanly_and_the_restart_resumes_exactly(spark, broker_conf, tmp_path):
     cfg, overrides_file, restart = _job_configs(broker_conf, tmp_path)
-    ensure_topics(cfg)
+    ensure_topics(cfg.kafka_settings, cfg.topic_specs())
     table = cfg.lake.table_path("bronze.clickstream")
     producer = threading.Thread(target=produce, args=(cfg, ProduceSpec("clickstream", count=3_000, seed=7, rate=600)))
     producer.start()
@@ -122,7 +122,7 @@ def test_topics_data_and_stream_progress_survive_broker_restart(spark, tmp_path)
     broker = LocalBroker(cfg.broker)
     broker.start()
     try:
-        ensure_topics(cfg, ["clickstream"])
+        ensure_topics(cfg.kafka_settings, cfg.topic_specs(["clickstream"]))
         produce(cfg, ProduceSpec("clickstream", count=1_000, seed=1))
         [first] = run_pipelines(spark, cfg, ["bronze_clickstream"], trigger=AVAILABLE_NOW, timeout=300)
         assert first.input_rows == 1_000
@@ -131,12 +131,12 @@ def test_topics_data_and_stream_progress_survive_broker_restart(spark, tmp_path)
         broker.start()
         assert broker.status().running
 
-        admin = admin_client(cfg)
+        admin = admin_client(cfg.kafka_settings)
         try:
             assert cfg.topic_name("clickstream") in admin.list_topics()
         finally:
             admin.close()
-        assert sum(end_offsets(cfg, cfg.topic_name("clickstream")).values()) == 1_000  # data survived
+        assert sum(end_offsets(cfg.kafka_settings, cfg.topic_name("clickstream")).values()) == 1_000  # data survived
 
         produce(cfg, ProduceSpec("clickstream", count=500, seed=2))
         [second] = run_pipelines(spark, cfg, ["bronze_clickstream"], trigger=AVAILABLE_NOW, timeout=300)
@@ -158,7 +158,7 @@ def test_a_stream_waits_through_a_broker_outage_or_fails_fast_naming_kafka(spark
     comeback = threading.Timer(20, broker.start)
     broker.start()
     try:
-        ensure_topics(failing, ["clickstream"])
+        ensure_topics(failing.kafka_settings, failing.topic_specs(["clickstream"]))
         produce(failing, ProduceSpec("clickstream", count=500, seed=1))
         assert broker.stop()
         began = time.monotonic()

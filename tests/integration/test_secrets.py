@@ -336,7 +336,7 @@ def test_explain_shows_neither_the_sasl_password_nor_the_key(spark, tmp_path, se
     cfg = load_config("local", CONF_DIR, overrides=config_values({}, tmp_path, **sasl_client_values("127.0.0.1:9")))
     forms = {**leak_forms("SASL password", secret_values[PASSWORD_VAR]),
              **leak_forms("pseudonymisation key", secret_values[KEY_VAR], hmac_key=True)}
-    kafka = read_source(spark, cfg, "bronze_clickstream")  # no connection until it runs
+    kafka = read_source(spark, cfg.pipeline("bronze_clickstream"))  # no connection until it runs
     people = spark.createDataFrame([("u000001", "10.1.2.3")], "user_id string, ip string")
     hashed = pseudonymise(people, ["user_id", "ip"], cfg.privacy.secret.get_secret_value())
     for df in (kafka, hashed):

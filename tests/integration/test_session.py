@@ -20,11 +20,11 @@ SCRIPT = textwrap.dedent("""
     from kappalake.session import get_spark, stop_spark
 
     cfg = load_config("local", sys.argv[1], extra_files=[sys.argv[2]])
-    ensure_topics(cfg, ["alerts"])
+    ensure_topics(cfg.kafka_settings, cfg.topic_specs(["alerts"]))
     spark = get_spark(cfg)
     # Spark's Kafka writer caches its producer in the JVM: stop() alone leaves it connected.
     (spark.createDataFrame([("k", "v")], "key string, value string").write.format("kafka")
-     .options(**spark_kafka_options(cfg)).option("topic", cfg.topic_name("alerts")).save())
+     .options(**spark_kafka_options(cfg.kafka_settings)).option("topic", cfg.topic_name("alerts")).save())
     jvm = SparkContext._gateway.proc
     stop_spark(spark)
     print("jvm exit code", jvm.poll(), flush=True)

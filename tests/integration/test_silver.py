@@ -41,7 +41,7 @@ def lake(spark, broker_conf, tmp_path_factory):
         "pipelines.silver_clickstream.source.max_files_per_trigger": 1,
         "producer.users": 400,
     })
-    ensure_topics(cfg)
+    ensure_topics(cfg.kafka_settings, cfg.topic_specs())
     write_reference_tables(spark, cfg)
     faults = FaultRates.uniform(0.01)
     sent = {"clickstream": produce(cfg, ProduceSpec("clickstream", count=4000, seed=21, faults=faults)),
@@ -163,7 +163,7 @@ def test_stream_and_batch_give_the_same_silver(spark, lake, topic):
     cfg, _ = lake
     name = f"silver_{topic}"
     static = spark.read.format("delta").load(cfg.lake.table_path(f"bronze.{topic}"))
-    batch = valid_rows(build_checked_batch(spark, cfg, name, static))
+    batch = valid_rows(build_checked_batch(spark, cfg.pipeline(name), static))
     streamed = table(spark, cfg, f"silver.{topic}")
     assert_df_equality(event_rows(streamed.select(*batch.columns)), event_rows(batch), ignore_row_order=True,
                        ignore_nullable=True)
@@ -177,7 +177,7 @@ def test_conflicting_resends_are_quarantined_as_the_batch_does_and_verify_counts
     cfg, sent = lake
     name, coords = f"silver_{topic}", ["topic", "partition", "offset"]
     static = spark.read.format("delta").load(cfg.lake.table_path(f"bronze.{topic}"))
-    batch = quarantine_rows(build_checked_batch(spark, cfg, name, static), name).filter(F.col("reason") == CONFLICT)
+    batch = quarantine_rows(build_checked_batch(spark, cfg.pipeline(name), static), name).filter(F.col("reason") == CONFLICT)
     streamed = table(spark, cfg, f"quarantine.{topic}").filter(F.col("reason") == CONFLICT)
     assert sorted(streamed.select(*coords).collect()) == sorted(batch.select(*coords).collect())
     assert streamed.count() == sent[topic].faults["conflicting_resend"] > 0
@@ -206,11 +206,11 @@ def test_rerun_adds_nothing(spark, lake):
 
 def test_a_running_stream_picks_up_dimension_updates(spark, broker_conf, tmp_path):
     cfg = make_config(broker_conf, tmp_path)
-    ensure_topics(cfg, ["clickstream"])
+    ensure_topics(cfg.kafka_settings, cfg.topic_specs(["clickstream"]))
     write_reference_tables(spark, cfg)
     produce(cfg, ProduceSpec("clickstream", count=800, seed=5))
     run_pipelines(spark, cfg, ["bronze_clickstream"], trigger=AVAILABLE_NOW, timeout=300)
-    query = start_pipeline(spark, cfg, "silver_clickstream", TriggerConf(processing_time="1 second"))
+    query = start_pipeline(spark, cfg.pipeline("silver_clickstream"), TriggerConf(processing_time="1 second"))
     try:
         query.processAllAvailable()
         products = table(spark, cfg, "dim.products")

@@ -19,10 +19,10 @@ CHUNK, CHUNKS = 50, 12  # every third transaction aborted: 400 committed events,
 
 def test_aborted_transactions_never_reach_the_lake_and_verify_counts_records(spark, broker_conf, tmp_path):
     cfg = make_config(broker_conf, tmp_path, **{"pipelines.bronze_clickstream.source.max_offsets_per_trigger": 250})
-    ensure_topics(cfg, ["clickstream"])
+    ensure_topics(cfg.kafka_settings, cfg.topic_specs(["clickstream"]))
     events = list(records(cfg, ProduceSpec("clickstream", count=CHUNK * CHUNKS, seed=5)))
     committed: set[str] = set()
-    producer = make_producer(cfg, transactional_id=f"kappalake-test-{tmp_path.name}")
+    producer = make_producer(cfg.kafka_settings, cfg.producer, transactional_id=f"kappalake-test-{tmp_path.name}")
     try:
         producer.init_transactions()
         for i in range(CHUNKS):
@@ -37,7 +37,7 @@ def test_aborted_transactions_never_reach_the_lake_and_verify_counts_records(spa
     finally:
         producer.close()
     # Kafka's offsets hold the aborted records and one marker per transaction and partition.
-    assert sum(end_offsets(cfg, cfg.topic_name("clickstream")).values()) > CHUNK * CHUNKS + CHUNKS
+    assert sum(end_offsets(cfg.kafka_settings, cfg.topic_name("clickstream")).values()) > CHUNK * CHUNKS + CHUNKS
 
     reports = {r.pipeline: r for r in run_pipelines(spark, cfg, ["bronze_clickstream"],
                                                       trigger=TriggerConf(available_now=True), timeout=600)}

@@ -12,7 +12,6 @@ from pyspark.sql import functions as F
 from kappalake.config import SinkConf, load_config
 from kappalake.errors import ConfigError
 from kappalake.pipelines.compose import apply_transforms
-from kappalake.pipelines.plan import transform_specs
 from kappalake.pipelines.runner import start_pipeline
 from kappalake.transforms.anomalies import hard_limit_flags, rate_anomalies, rate_step, temperature_anomalies
 from tests.conftest import CONF_DIR
@@ -148,7 +147,7 @@ def test_bad_detector_parameters_fail_at_start_naming_the_step(spark, params, me
         "pipelines.alerts_telemetry.transforms": [{"name": "temperature_anomalies", **params}]})
     df = spark.createDataFrame([], TEL)
     with pytest.raises(ConfigError, match=r"pipelines\.alerts_telemetry\.transforms\[0\] \(temperature_anomalies\)") as e:
-        apply_transforms(spark, cfg, df, transform_specs(cfg, "alerts_telemetry"), "alerts_telemetry")
+        apply_transforms(spark, cfg.pipeline("alerts_telemetry"), df)
     assert message in str(e.value)
 
 
@@ -164,4 +163,4 @@ def test_continuous_trigger_needs_a_slot_per_partition(spark, tmp_path):
     cfg = load_config("local", CONF_DIR, overrides={"lake.checkpoint_root": str(tmp_path)})
     with pytest.raises(ConfigError, match=r"pipelines\.alerts_fast\.trigger\.continuous holds 3 task slots .* "
                                           r"spark\.master 'local\[2\]' has 2: set spark\.master: local\[5\]"):
-        start_pipeline(spark, cfg, "alerts_fast")
+        start_pipeline(spark, cfg.pipeline("alerts_fast"))

@@ -18,12 +18,12 @@ def _batch(root: Path, kind: str, batch: int, version: int) -> None:
 def test_versions_settled_by_the_silver_stream(spark, tmp_path):
     cfg = load_config("local", CONF, overrides={"lake.checkpoint_root": str(tmp_path)})
     root = tmp_path / "silver_clickstream"
-    assert delta_source_version(spark, cfg, "silver_clickstream") is None  # never ran: a batch may take it all
+    assert delta_source_version(spark, cfg.pipeline("silver_clickstream")) is None  # never ran: a batch may take it all
     _batch(root, "offsets", 0, 3)
     # Planned, not committed: the batch under way will write what it read, so nothing is settled
     # (a reprocess then would write the same rows as that batch).
-    assert delta_source_version(spark, cfg, "silver_clickstream") == -1
+    assert delta_source_version(spark, cfg.pipeline("silver_clickstream")) == -1
     _batch(root, "commits", 0, 3)
-    assert delta_source_version(spark, cfg, "silver_clickstream") == 2
+    assert delta_source_version(spark, cfg.pipeline("silver_clickstream")) == 2
     _batch(root, "offsets", 1, 5)
-    assert delta_source_version(spark, cfg, "silver_clickstream") == 2
+    assert delta_source_version(spark, cfg.pipeline("silver_clickstream")) == 2

@@ -20,7 +20,8 @@ def test_sasl_ssl_pass_through(monkeypatch):
         "kafka.ssl_cafile": "/etc/ca.pem",
         "kafka.options.client.dns.lookup": "use_all_dns_ips",
     })
-    opts = spark_source_options(cfg, cfg.pipelines["bronze_clickstream"].source)
+    spec = cfg.pipeline("bronze_clickstream")
+    opts = spark_source_options(spec.kafka, spec.source_topic, spec.source)
     assert opts["kafka.bootstrap.servers"] == "b1:9096,b2:9096"
     assert opts["kafka.security.protocol"] == "SASL_SSL"
     assert opts["kafka.sasl.mechanism"] == "SCRAM-SHA-512"
@@ -33,7 +34,7 @@ def test_sasl_ssl_pass_through(monkeypatch):
     assert opts["maxOffsetsPerTrigger"] == "200000" and opts["startingOffsets"] == "earliest"
     assert opts["kafka.isolation.level"] == "read_committed"  # aborted transactions stay out of the lake
 
-    kw = python_client_kwargs(cfg)
+    kw = python_client_kwargs(cfg.kafka_settings)
     assert kw["bootstrap_servers"] == ["b1:9096", "b2:9096"]
     assert kw["security_protocol"] == "SASL_SSL" and kw["sasl_mechanism"] == "SCRAM-SHA-512"
     assert kw["sasl_plain_username"] == "svc" and kw["sasl_plain_password"] == 'pw"q'
@@ -42,7 +43,8 @@ def test_sasl_ssl_pass_through(monkeypatch):
 
 def test_plaintext_local_defaults():
     cfg = load_config("local", CONF, overrides={"broker.port": 19555, "topics.telemetry.name": "tele_x"})
-    opts = spark_source_options(cfg, cfg.pipelines["bronze_telemetry"].source)
+    spec = cfg.pipeline("bronze_telemetry")
+    opts = spark_source_options(spec.kafka, spec.source_topic, spec.source)
     assert opts["kafka.bootstrap.servers"] == "127.0.0.1:19555"
     assert opts["subscribe"] == "tele_x"
     assert not any(k.startswith("kafka.sasl") for k in opts)
@@ -55,11 +57,12 @@ MSK_IAM = {"broker.mode": "external", "kafka.bootstrap_servers": "b-1.msk.exampl
 def test_msk_iam_pass_through():
     cfg = load_config("local", CONF, overrides={**MSK_IAM,
                                                 "spark.extra_packages": ["software.amazon.msk:aws-msk-iam-auth:2.3.2"]})
-    opts = spark_source_options(cfg, cfg.pipelines["bronze_clickstream"].source)
+    spec = cfg.pipeline("bronze_clickstream")
+    opts = spark_source_options(spec.kafka, spec.source_topic, spec.source)
     assert opts["kafka.sasl.mechanism"] == "AWS_MSK_IAM"
     assert opts["kafka.sasl.jaas.config"] == "software.amazon.msk.auth.iam.IAMLoginModule required;"
     assert opts["kafka.sasl.client.callback.handler.class"] == "software.amazon.msk.auth.iam.IAMClientCallbackHandler"
-    kw = python_client_kwargs(cfg)
+    kw = python_client_kwargs(cfg.kafka_settings)
     assert kw["sasl_mechanism"] == "AWS_MSK_IAM" and "sasl_plain_password" not in kw
 
 

@@ -44,8 +44,8 @@ def test_committed_offsets_come_from_the_kafka_sources_end_offset():
 
 def test_consumer_group_name_per_pipeline():
     cfg = load_config("local", overrides={"monitoring.consumer_group": "kl-{pipeline}"})
-    assert group_name(cfg, "bronze_telemetry") == "kl-bronze_telemetry"
-    assert group_name(load_config("local"), "bronze_telemetry") is None
+    assert group_name(cfg.monitoring.consumer_group, "bronze_telemetry") == "kl-bronze_telemetry"
+    assert group_name(load_config("local").monitoring.consumer_group, "bronze_telemetry") is None
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -78,7 +78,7 @@ def test_query_status_reads_each_pipeline_from_one_snapshot(spark, tmp_path):
         return {"pipeline": pipeline, "event": event, "at": at, "date": at.date(), "batch_id": batch_id,
                 "input_rows": rows, "error": error}
 
-    write_rows(spark, cfg, cfg.monitoring.metrics_table, SCHEMA, [
+    write_rows(spark, cfg.lake, cfg.monitoring.metrics_table, SCHEMA, [
         row("bronze_clickstream", "terminated", 90, error="java.lang.RuntimeException: boom\n\tat x"),
         row("bronze_clickstream", "progress", 60, batch_id=8, rows=50),
         row("bronze_clickstream", "progress", 30, batch_id=9, rows=0),

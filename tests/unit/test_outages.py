@@ -17,7 +17,8 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 
 def _source_options(**overrides):
     cfg = load_config("local", CONF, overrides=overrides)
-    return spark_source_options(cfg, cfg.pipelines["bronze_clickstream"].source)
+    spec = cfg.pipeline("bronze_clickstream")
+    return spark_source_options(spec.kafka, spec.source_topic, spec.source)
 
 
 def test_outage_wait_becomes_offset_lookup_retries():
@@ -41,15 +42,16 @@ def test_explicit_kafka_options_win_over_the_derived_ones():
 
 def test_environment_failures_say_what_happened_and_that_a_restart_is_safe():
     cfg = load_config("local", CONF, overrides={"broker.port": 19600, "lake.root": "/data/lake"})
-    full = _advice(cfg, "silver_clickstream", "[TASK_WRITE_FAILED] ...\nCaused by: java.io.IOException: No space left on device")
+    full = _advice(cfg.pipeline("silver_clickstream"),
+                   "[TASK_WRITE_FAILED] ...\nCaused by: java.io.IOException: No space left on device")
     assert "filesystem of the lake or checkpoints is full" in full and "/data/lake/silver/clickstream" in full
     assert "resumes from its checkpoint" in full
-    denied = _advice(cfg, "bronze_clickstream", "java.nio.file.AccessDeniedException: x: Operation not permitted")
+    denied = _advice(cfg.pipeline("bronze_clickstream"), "java.nio.file.AccessDeniedException: x: Operation not permitted")
     assert "no write access" in denied
-    kafka = _advice(cfg, "bronze_clickstream",
+    kafka = _advice(cfg.pipeline("bronze_clickstream"),
                     "org.apache.kafka.common.errors.TimeoutException: Timed out waiting for a node assignment. Call: listNodes")
     assert "Kafka was unreachable" in kafka and "127.0.0.1:19600" in kafka and "kafka.outage_wait_s" in kafka
-    assert _advice(cfg, "bronze_clickstream", "AnalysisException: column x not found") == ""
+    assert _advice(cfg.pipeline("bronze_clickstream"), "AnalysisException: column x not found") == ""
 
 
 def test_the_job_process_gets_the_same_configuration(tmp_path):

@@ -193,5 +193,5 @@ def test_the_shipped_suites_load():
     from kappalake.quality.suites import check_suites
 
     cfg = load_config("local")
-    check_suites(cfg)
+    check_suites(cfg.quality)
     assert {"silver.clickstream", "silver.telemetry"} <= set(cfg.quality.suites)

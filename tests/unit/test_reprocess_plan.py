@@ -100,12 +100,12 @@ def _checkpoint(root, batches: dict[int, str], committed: list[int]) -> None:
 def test_checkpoints_say_what_the_stream_has_read(spark, tmp_path):
     cfg = load_config("local", CONF_DIR, overrides={"lake.checkpoint_root": str(tmp_path)})
     delta = '{{"sourceVersion":1,"reservoirId":"r","reservoirVersion":{v},"index":{i},"isStartingVersion":{s}}}'
-    assert delta_source_version(spark, cfg, "silver_clickstream") is None  # never ran
+    assert delta_source_version(spark, cfg.pipeline("silver_clickstream")) is None  # never ran
     _checkpoint(tmp_path / "silver_clickstream", {0: delta.format(v=3, i=-1, s="false"),
                                                   1: delta.format(v=5, i=-1, s="false")}, committed=[0])
-    assert delta_source_version(spark, cfg, "silver_clickstream") == 2  # batch 1 planned, not committed
+    assert delta_source_version(spark, cfg.pipeline("silver_clickstream")) == 2  # batch 1 planned, not committed
     _checkpoint(tmp_path / "silver_telemetry", {0: delta.format(v=4, i=2, s="false")}, committed=[0])
     with pytest.raises(CheckpointError, match="part-way through version 4"):
-        delta_source_version(spark, cfg, "silver_telemetry")
+        delta_source_version(spark, cfg.pipeline("silver_telemetry"))
     _checkpoint(tmp_path / "bronze_clickstream", {0: '{"t":{"0":10,"1":0}}', 1: '{"t":{"0":12,"1":7}}'}, [0, 1])
-    assert kafka_next_offsets(spark, cfg, "bronze_clickstream") == {("t", 0): 12, ("t", 1): 7}
+    assert kafka_next_offsets(spark, cfg.pipeline("bronze_clickstream")) == {("t", 0): 12, ("t", 1): 7}

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from kappalake.config import Config
+    from kappalake.config import ProducerConf
     from kappalake.ingest.producer import ProduceSpec
     from kappalake.ingest.reference import Reference
     from kappalake.ingest.simulators.base import SimEvent
 
-    Factory = Callable[[Config, ProduceSpec, Reference, int, float], Iterator[SimEvent]]
+    Factory = Callable[[ProducerConf, ProduceSpec, Reference, int, float], Iterator[SimEvent]]
 
 # The simulators that ship with kappalake, imported (and so registered) on first lookup.
 BUILT_IN = ("kappalake.ingest.simulators.clickstream", "kappalake.ingest.simulators.telemetry")
@@ -28,7 +28,8 @@ BUILT_IN = ("kappalake.ingest.simulators.clickstream", "kappalake.ingest.simulat
 
 @dataclass(frozen=True)
 class Simulator:
-    """A registered simulator: ``build(cfg, spec, reference, start_ms, rate)`` yields its events."""
+    """A registered simulator: ``build(producer, spec, reference, start_ms, rate)`` yields its
+    events (``producer``: the configuration's ``producer`` section, for its default sizes)."""
 
     topic: str
     build: Factory

@@ -23,7 +23,7 @@ from kappalake.ingest.simulators import simulator
 from kappalake.ingest.simulators.base import SimEvent, Shard, Simulation, WeightedChoice, diurnal_factor, iso_ms
 
 if TYPE_CHECKING:
-    from kappalake.config import Config
+    from kappalake.config import ProducerConf
     from kappalake.ingest.producer import ProduceSpec
 
 SCHEMA_VERSION = 1
@@ -322,6 +322,7 @@ def session_shape() -> tuple[float, float]:
 
 
 @simulator("clickstream", implausible=("price", (1e6, 1e8)), small_world={"users": 1000})
-def _simulate(cfg: Config, spec: ProduceSpec, ref: Reference, start_ms: int, rate: float) -> Iterator[SimEvent]:
-    return iter(ClickstreamSimulator(ref, spec.seed, start_ms, rate, spec.users or cfg.producer.users, spec.diurnal,
+def _simulate(producer: ProducerConf, spec: ProduceSpec, ref: Reference, start_ms: int, rate: float
+              ) -> Iterator[SimEvent]:
+    return iter(ClickstreamSimulator(ref, spec.seed, start_ms, rate, spec.users or producer.users, spec.diurnal,
                                      spec.shard))

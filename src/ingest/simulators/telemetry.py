@@ -24,7 +24,7 @@ from kappalake.ingest.simulators import simulator
 from kappalake.ingest.simulators.base import SimEvent, Shard, Simulation, WeightedChoice, diurnal_factor, iso_ms
 
 if TYPE_CHECKING:
-    from kappalake.config import Config
+    from kappalake.config import ProducerConf
     from kappalake.ingest.producer import ProduceSpec
 
 SCHEMA_VERSION = 1
@@ -294,7 +294,8 @@ class TelemetrySimulator(Simulation):
 
 @simulator("telemetry", implausible=("speed_kmh", (500.0, 5000.0)), scenarios=tuple(sorted(SCENARIOS)),
            small_world={"devices": 20, "people": 400})
-def _simulate(cfg: Config, spec: ProduceSpec, ref: Reference, start_ms: int, rate: float) -> Iterator[SimEvent]:
-    people = cfg.producer.people if spec.people is None else spec.people
-    return iter(TelemetrySimulator(ref, spec.seed, start_ms, rate, spec.devices or cfg.producer.devices, people,
+def _simulate(producer: ProducerConf, spec: ProduceSpec, ref: Reference, start_ms: int, rate: float
+              ) -> Iterator[SimEvent]:
+    people = producer.people if spec.people is None else spec.people
+    return iter(TelemetrySimulator(ref, spec.seed, start_ms, rate, spec.devices or producer.devices, people,
                                    spec.diurnal, spec.shard, scenario=spec.scenario, span_ms=spec.span_ms()))
