@@ -128,4 +128,28 @@ fi
 CMD+=("${ENV_CONF[@]}" "${TAIL[@]}")
 export PYSPARK_PYTHON="${PYSPARK_PYTHON:-$PYTHON}"
 cd "$HERE"
-exec "${CMD[@]}"
+if [[ "$DEPLOY_MODE" == cluster ]]; then exec "${CMD[@]}"; fi
+
+# Client mode: spark-submit's JVM runs the Python driver as its child. A SIGTERM or SIGINT to
+# the JVM would run its shutdown hooks and stop the SparkContext under the running queries;
+# sent to the driver, it stops them gracefully as `kappalake ingest` does (exit 0, nothing
+# half-written, the next run resumes). So the job runs in the background (which also keeps a
+# terminal's Ctrl-C from reaching it directly) and this script hands the signal to the driver.
+"${CMD[@]}" &
+JOB=$!
+forward() {
+  local driver
+  driver="$(pgrep -P "$JOB" -f "$HERE/src/__main__.py" | head -n 1 || true)"
+  kill -TERM "${driver:-$JOB}" 2>/dev/null || true
+}
+trap forward TERM INT HUP
+set +e  # wait returns 128+n when a signal interrupts it
+while :; do
+  wait "$JOB"; status=$?
+  if (( status < 128 )) || ! kill -0 "$JOB" 2>/dev/null; then break; fi
+done
+if (( status >= 128 )); then  # the signal's own 128+n, if the job exited just then: ask once more
+  wait "$JOB" 2>/dev/null; final=$?
+  (( final == 127 )) || status=$final
+fi
+exit "$status"

@@ -55,7 +55,9 @@ def get_spark(cfg: Config, app_name: str | None = None) -> SparkSession:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name or cfg.app_name)
-    if cfg.spark.master:
+    # Under spark-submit (it hands Python the running JVM's gateway) its --master decides: the
+    # profile's spark.master is for jobs started from Python alone.
+    if cfg.spark.master and "PYSPARK_GATEWAY_PORT" not in os.environ:
         builder = builder.master(cfg.spark.master)
     settings = {
         "spark.sql.extensions": DELTA_EXTENSION,

@@ -35,6 +35,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     bn.add_argument("--soak-seconds", type=float, help="length of the soak (default 600)")
     bn.add_argument("--trigger", help="processing-time trigger of the streaming stages (default '1 second'; "
                                       "'config' keeps each pipeline's own)")
+    bn.add_argument("--master", help="Spark master to run on, e.g. spark://127.0.0.1:7077 (kappalake cluster start) "
+                                     "or local[2] (default: spark.master of the profile)")
     bn.add_argument("--out", type=Path, help="JSON result (default bench/results/kappalake-bench[-quick].json)")
     bn.add_argument("--workspace", type=Path, default=Path(".kappalake/bench"),
                     help="lakes, checkpoints and copies of the run (cleared first; default .kappalake/bench)")
@@ -93,6 +95,8 @@ def cmd_maintain(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.bench.harness import Plan, render, run
 
+    if args.master:
+        cfg = cfg.model_copy(update={"spark": cfg.spark.model_copy(update={"master": args.master})})
     plan = Plan.quick() if args.quick else Plan()
     for arg, attr in (("events", "events"), ("latency_rate", "latency_rate"), ("latency_seconds", "latency_s"),
                       ("soak_rate", "soak_rate"), ("soak_seconds", "soak_s")):

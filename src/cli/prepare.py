@@ -27,6 +27,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     b.add_argument("action", choices=["fetch", "start", "stop", "status"])
     b.set_defaults(run=cmd_broker)
 
+    cl = sub.add_parser("cluster", help="a local Spark standalone cluster (master and workers, each its own JVM)",
+                        description="start is idempotent: it starts what is not running (a killed worker too). "
+                                    "Submit to it with ./spark-submit.sh --master spark://127.0.0.1:<cluster.port>.")
+    cl.add_argument("action", choices=["start", "stop", "status"])
+    cl.set_defaults(run=cmd_cluster)
+
     t = sub.add_parser("topics", help="create or list the configured topics")
     t.add_argument("action", choices=["create", "list"])
     t.set_defaults(run=cmd_topics)
@@ -118,6 +124,25 @@ def cmd_broker(cfg: Config, args: argparse.Namespace) -> int:
         print("broker stopped" if broker.stop() else "broker was not running")
     else:
         st = broker.status()
+        print(json.dumps(st.__dict__, indent=2))
+        return 0 if st.running else 3
+    return 0
+
+
+def cmd_cluster(cfg: Config, args: argparse.Namespace) -> int:
+    from kappalake.ops.cluster import LocalCluster
+
+    cluster = LocalCluster(cfg.cluster)
+    if args.action == "start":
+        st = cluster.start()
+        c = cfg.cluster
+        print(f"Spark standalone cluster: master {st.master_url} (web UI {st.web_ui}, pid {st.master_pid}), "
+              f"{len(st.workers)} workers x {c.worker_cores} cores, {c.worker_memory} each; logs in {cluster.dir}")
+        print(f"submit: ./spark-submit.sh --master {st.master_url} -- ingest")
+    elif args.action == "stop":
+        print("cluster stopped" if cluster.stop() else "cluster was not running")
+    else:
+        st = cluster.status()
         print(json.dumps(st.__dict__, indent=2))
         return 0 if st.running else 3
     return 0

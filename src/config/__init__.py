@@ -10,12 +10,12 @@ from kappalake.config.loader import (default_conf_dir, deep_merge, derive, forma
 from kappalake.config.model import Config
 from kappalake.config.pipelines import PipelineConf, RankConf, SinkConf, SourceConf, TriggerConf
 from kappalake.config.resolved import PipelineSpec
-from kappalake.config.sections import (AlertsConf, BrokerConf, DashboardConf, KafkaConf, LakeConf, MaintenanceConf,
-                                       MonitoringConf, PrivacyConf, ProducerConf, QualityConf, ReferenceConf, SparkConf,
-                                       TopicConf)
+from kappalake.config.sections import (AlertsConf, BrokerConf, ClusterConf, DashboardConf, KafkaConf, LakeConf,
+                                       MaintenanceConf, MonitoringConf, PrivacyConf, ProducerConf, QualityConf,
+                                       ReferenceConf, SparkConf, TopicConf)
 from kappalake.errors import ConfigError  # what loading raises, importable from here as before
 
-__all__ = ["AlertsConf", "BrokerConf", "Config", "ConfigError", "DashboardConf", "KafkaConf", "LakeConf",
+__all__ = ["AlertsConf", "BrokerConf", "ClusterConf", "Config", "ConfigError", "DashboardConf", "KafkaConf", "LakeConf",
            "MaintenanceConf", "MonitoringConf", "PipelineConf", "PipelineSpec", "PrivacyConf", "ProducerConf", "QualityConf", "RankConf",
            "ReferenceConf", "SinkConf", "SourceConf", "SparkConf", "TopicConf", "TriggerConf", "default_conf_dir",
            "deep_merge", "derive", "format_validation_error", "load_config", "nest_overrides"]

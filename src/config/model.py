@@ -9,15 +9,16 @@ from pydantic import model_validator
 
 from kappalake.config.pipelines import PipelineConf
 from kappalake.config.resolved import PipelineSpec, resolve
-from kappalake.config.sections import (SECRET_KEY, AlertsConf, BrokerConf, DashboardConf, KafkaConf, LakeConf,
-                                       MaintenanceConf, MonitoringConf, PrivacyConf, ProducerConf, QualityConf,
-                                       ReferenceConf, SparkConf, TopicConf, _Model)
+from kappalake.config.sections import (SECRET_KEY, AlertsConf, BrokerConf, ClusterConf, DashboardConf, KafkaConf,
+                                       LakeConf, MaintenanceConf, MonitoringConf, PrivacyConf, ProducerConf,
+                                       QualityConf, ReferenceConf, SparkConf, TopicConf, _Model)
 
 
 class Config(_Model):
     profile: str
     app_name: str = "kappalake"
     broker: BrokerConf = BrokerConf()
+    cluster: ClusterConf = ClusterConf()
     kafka: KafkaConf = KafkaConf()
     topics: dict[str, TopicConf]
     spark: SparkConf = SparkConf()

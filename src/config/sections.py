@@ -68,6 +68,20 @@ class BrokerConf(_Model):
         return self
 
 
+class ClusterConf(_Model):
+    """A local Spark standalone cluster (``kappalake cluster start``): master and workers on
+    127.0.0.1, each its own JVM; jobs reach it with ``--master spark://127.0.0.1:<port>``."""
+
+    port: int = Field(7077, ge=1024, le=65535)
+    webui_port: int = Field(8080, ge=1024, le=65535)
+    workers: int = Field(2, ge=1, le=16)
+    worker_cores: int = Field(2, ge=1)       # task slots each worker offers (threads, not physical cores)
+    worker_memory: str = "1536m"             # what executors on a worker may take in all
+    daemon_memory: str = "256m"              # heap of the master and worker daemons themselves
+    dir: str = ".kappalake/cluster"          # pids, logs, the workers' work directories
+    start_timeout_s: float = Field(90.0, gt=0)
+
+
 class KafkaConf(_Model):
     """How clients reach Kafka; security settings are shared by Spark and kafka-python."""
 

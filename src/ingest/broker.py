@@ -141,14 +141,7 @@ class LocalBroker:
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.2)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-            while _alive(pid):
-                time.sleep(0.1)
+        terminate(pid, timeout)
         self.pid_file.unlink(missing_ok=True)
         return True
 
@@ -206,7 +199,7 @@ class LocalBroker:
         deadline = time.monotonic() + self.conf.start_timeout_s
         last: Exception | None = None
         while time.monotonic() < deadline:
-            if not _alive(pid) or (proc is not None and proc.poll() is not None):
+            if not alive(pid) or (proc is not None and proc.poll() is not None):
                 raise BrokerError(f"the Kafka broker exited during start-up; see {self.log_file}:\n{_tail(self.log_file)}")
             if _port_open(self.conf.port):
                 try:
@@ -243,7 +236,23 @@ def _java() -> str:
     return java
 
 
-def _alive(pid: int) -> bool:
+def terminate(pid: int, timeout: float) -> None:
+    """SIGTERM ``pid``, wait up to ``timeout`` seconds, then SIGKILL; return once it is gone."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive(pid):
+        time.sleep(0.2)
+    if alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        while alive(pid):
+            time.sleep(0.1)
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process (an exited, unreaped one is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -85,11 +85,21 @@ def has_orphan_log(spark: SparkSession, table_path: str) -> bool:
     Delta makes the folder before it writes version 0; a process killed in between leaves
     a path that is no table and that Delta will not create a table at either.
     """
+    return _log_state(spark, table_path) == "empty"
+
+
+def has_versions(spark: SparkSession, table_path: str) -> bool:
+    """Whether ``table_path``'s ``_delta_log`` holds a version of the table (read from the
+    filesystem, not from Delta's cached view of the log)."""
+    return _log_state(spark, table_path) == "versions"
+
+
+def _log_state(spark: SparkSession, table_path: str) -> str:
     fs, log = hadoop_path(spark, table_path.rstrip("/") + "/_delta_log")
     if not fs.exists(log):
-        return False
+        return "none"
     names = [s.getPath().getName() for s in fs.listStatus(log)]
-    return not any(_VERSION_FILE.match(n) or n == "_last_checkpoint" for n in names)
+    return "versions" if any(_VERSION_FILE.match(n) or n == "_last_checkpoint" for n in names) else "empty"
 
 
 def _absolute(table_dir: str, path: str) -> str:

@@ -12,7 +12,7 @@ from pyspark.sql.types import ArrayType, DataType, MapType, StructField, StructT
 
 from kappalake.config import LakeConf
 from kappalake.frames import local_frame
-from kappalake.lake.deltalog import has_orphan_log
+from kappalake.lake.deltalog import has_orphan_log, has_versions
 from kappalake.lake.files import delete_path
 
 
@@ -41,8 +41,19 @@ def ensure_table(spark: SparkSession, path: str, schema: StructType, partition_b
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:
-    """Whether a Delta table is at ``path`` (a folder without a committed version holds none)."""
-    return DeltaTable.isDeltaTable(spark, path)
+    """Whether a Delta table is at ``path`` (a folder without a committed version holds none).
+
+    ``isDeltaTable`` answers from Delta's cached view of the path's log, which it does not
+    refresh: a log folder it once saw without a version (a table another process was creating
+    at that moment) stays "no table" for this session. When it says no but the log holds a
+    version, reading the table refreshes that view.
+    """
+    if DeltaTable.isDeltaTable(spark, path):
+        return True
+    if not has_versions(spark, path):
+        return False
+    spark.read.format("delta").load(path)  # refreshes Delta's cached log of the path
+    return True
 
 
 def read_table(spark: SparkSession, path: str) -> DataFrame | None:

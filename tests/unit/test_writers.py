@@ -1,8 +1,10 @@
 """Idempotent appends: a replayed micro-batch (same app id and version) is written once."""
 
+import shutil
+
 from delta.tables import DeltaTable
 
-from kappalake.lake.tables import ensure_table
+from kappalake.lake.tables import ensure_table, read_table, table_exists
 from kappalake.lake.writers import Append, Txn
 
 
@@ -35,3 +37,14 @@ def test_a_table_whose_creation_was_killed_is_created_on_restart(spark, tmp_path
     assert spark.read.format("delta").load(str(path)).count() == 3
     ensure_table(spark, str(path), df.schema, [], {})  # a table with versions is left as it is
     assert spark.read.format("delta").load(str(path)).count() == 3
+
+
+def test_a_table_another_process_creates_is_seen_once_it_has_a_version(spark, tmp_path):
+    made = tmp_path / "made"
+    spark.range(3).write.format("delta").save(str(made))
+    path = tmp_path / "t"
+    (path / "_delta_log").mkdir(parents=True)  # another process is creating the table: no version yet
+    assert not table_exists(spark, str(path))
+    shutil.rmtree(path)
+    shutil.copytree(made, path)  # ... and now it has committed version 0
+    assert table_exists(spark, str(path)) and read_table(spark, str(path)).count() == 3

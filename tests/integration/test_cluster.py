@@ -1,0 +1,120 @@
+"""The job on a real Spark cluster: a standalone master and two workers, each its own JVM, the
+package shipped by spark-submit.sh as on EMR; a worker SIGKILLed mid-stream and restarted; then
+`verify` (nothing lost, nothing duplicated) and a reprocess through the same script."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from kappalake.config import load_config
+from kappalake.ingest.faults import FaultRates
+from kappalake.ingest.producer import ProduceSpec, produce
+from kappalake.ingest.topics import ensure_topics
+from kappalake.lake.tables import read_table
+from kappalake.ops.cluster import LocalCluster
+from kappalake.ops.consistency import format_checks, verify_lake
+from kappalake.pipelines.reference import write_reference_tables
+from tests.conftest import CONF_DIR, REPO, as_yaml, config_values, free_port
+
+pytestmark = pytest.mark.process  # the cluster's daemons and spark-submit, as a user runs them
+SCRIPT = REPO / "spark-submit.sh"
+KAPPALAKE = REPO / ".venv/bin/kappalake"
+PIPELINES = ["bronze_telemetry", "silver_telemetry", "gold_device_minute", "alerts_telemetry"]
+EVENTS = 3000
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.load(r)
+
+
+def _wait(what: str, ready, timeout: float, job: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert job.poll() is None, f"the job exited ({job.returncode}) waiting for {what}:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout:.0f} s:\n{log.read_text()[-3000:]}"
+        time.sleep(1)
+
+
+def _rows(spark, cfg, table: str) -> int:
+    """Rows of ``table`` now (0 while it does not exist)."""
+    df = read_table(spark, cfg.lake.table_path(table))
+    return 0 if df is None else df.count()
+
+
+def test_a_worker_lost_mid_stream_costs_nothing(spark, broker_conf, tmp_path):
+    ui = free_port()
+    values = config_values(broker_conf, tmp_path, **{
+        "cluster.dir": str(tmp_path / "cluster"), "cluster.port": free_port(), "cluster.webui_port": free_port(),
+        "spark.shuffle_partitions": 4, "spark.conf.spark.ui.enabled": "true", "spark.conf.spark.ui.port": str(ui),
+        "spark.conf.spark.executor.memory": "1g"})
+    cfg = load_config("local", CONF_DIR, overrides=values)
+    job_conf = as_yaml(values, tmp_path / "job.yaml")
+    ensure_topics(cfg.kafka_settings, cfg.topic_specs(["telemetry", "alerts"]))
+    write_reference_tables(spark, cfg)
+    cluster = LocalCluster(cfg.cluster)
+    started = subprocess.run([str(KAPPALAKE), "--config", str(job_conf), "cluster", "start"], capture_output=True,
+                             text=True, timeout=240)
+    assert started.returncode == 0 and "2 workers" in started.stdout, started.stdout + started.stderr
+    log = tmp_path / "job.log"
+    job = None
+    try:
+        with open(log, "w") as out:
+            args = [a for n in PIPELINES for a in ("--pipeline", n)]
+            job = subprocess.Popen([str(SCRIPT), "--master", cluster.master_url, "--", "--config", str(job_conf),
+                                    "ingest", *args], stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                                   start_new_session=True)
+        # Events arrive while the job streams: ~40 s of them, with every fault kind.
+        sent = {}
+        feed = threading.Thread(target=lambda: sent.update(stats=produce(cfg, ProduceSpec(
+            "telemetry", count=EVENTS, rate=75, seed=31, devices=20, people=300, faults=FaultRates.uniform(0.01)))))
+        _wait("bronze table", lambda: read_table(spark, cfg.lake.table_path("bronze.telemetry")) is not None, 240, job, log)
+        feed.start()
+        _wait("silver rows", lambda: _rows(spark, cfg, "silver.telemetry") > 0, 240, job, log)
+        app = _get(f"http://127.0.0.1:{ui}/api/v1/applications")[0]["id"]
+        before = {e["id"]: e for e in _get(f"http://127.0.0.1:{ui}/api/v1/applications/{app}/allexecutors")}
+        killed = cluster.kill_worker(1)  # a lost machine: its executor goes with it
+        time.sleep(3)
+        restarted = cluster.start()
+        assert restarted.running and restarted.worker_pids[1] not in (None, killed)
+        feed.join(timeout=120)
+        assert sent["stats"].acked == EVENTS and not sent["stats"].errors
+        _wait("every record in bronze", lambda: _rows(spark, cfg, "bronze.telemetry") >= EVENTS, 240, job, log)
+        executors = _get(f"http://127.0.0.1:{ui}/api/v1/applications/{app}/allexecutors")
+        job.send_signal(signal.SIGTERM)
+        assert job.wait(timeout=120) == 0, log.read_text()[-3000:]
+        # Restarted from its checkpoints on the cluster, the job finishes what the stream left.
+        with open(log, "a") as out:
+            job = subprocess.Popen([str(SCRIPT), "--master", cluster.master_url, "--", "--config", str(job_conf),
+                                    "ingest", "--available-now", *args], stdout=out, stderr=subprocess.STDOUT,
+                                   cwd=REPO, start_new_session=True)
+        assert job.wait(timeout=300) == 0, log.read_text()[-3000:]
+    finally:
+        if job is not None:
+            try:  # whatever of the job is left: the script, spark-submit's JVM, the driver
+                os.killpg(job.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        cluster.stop()
+
+    # The tasks ran in the workers' executors, not in the driver; the lost worker's executor was
+    # replaced by one on the restarted worker, and its failed tasks ran again elsewhere.
+    remote = [e for e in executors if e["id"] != "driver"]
+    assert len([e for e in remote if e["totalTasks"] > 0]) >= 3, executors
+    assert any(not e["isActive"] for e in remote) and len(remote) > len([k for k in before if k != "driver"]), executors
+    assert next(e for e in executors if e["id"] == "driver")["totalTasks"] == 0, executors
+    work = list((tmp_path / "cluster").glob("worker-*/app-*/*/stderr"))
+    assert len(work) >= 3, work  # each executor's own log in its worker's work directory
+
+    checks = verify_lake(spark, cfg, PIPELINES)
+    assert checks and all(c.ok for c in checks), format_checks(checks)
+    assert {c.check for c in checks} >= {"bronze", "silver", "gold"}, format_checks(checks)
