@@ -8,7 +8,7 @@ import difflib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kappalake.config.pipelines import PipelineConf
+from kappalake.config.pipelines import PipelineConf, SinkConf, SourceConf
 from kappalake.config.sections import AlertsConf, KafkaConf, LakeConf, TopicConf
 from kappalake.errors import ConfigError
 
@@ -38,22 +38,22 @@ class PipelineSpec:
     checkpoint: str
     table_properties: dict[str, str]
     suite: dict[str, Any] | None      # the sink table's expectation suite as configured
-    suites_dir: str
     fail_sample: int
     secret: str | None                # privacy.secret, for transforms that pseudonymise
     alerts: AlertsConf | None         # set when the sink notifies
     deliveries_path: str | None
 
     @property
-    def source(self):
+    def source(self) -> SourceConf:
         return self.conf.source
 
     @property
-    def sink(self):
+    def sink(self) -> SinkConf:
         return self.conf.sink
 
     @property
-    def transforms(self) -> list:
+    def transforms(self) -> list[str | dict[str, Any]]:
+        """The transforms as configured (``pipelines.plan.transform_specs`` checks them)."""
         return self.conf.transforms
 
 
@@ -81,7 +81,6 @@ def resolve(cfg: Config, name: str) -> PipelineSpec:
         checkpoint=lake.checkpoint_path(name),
         table_properties=dict(lake.table_properties),
         suite=cfg.quality.suites.get(sink.table) if sink.table else None,
-        suites_dir=cfg.quality.suites_dir,
         fail_sample=cfg.quality.fail_sample,
         secret=cfg.privacy.secret.get_secret_value() if cfg.privacy.secret else None,
         alerts=cfg.alerts if notifying else None,

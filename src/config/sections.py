@@ -79,7 +79,7 @@ class ClusterConf(_Model):
     worker_memory: str = "1536m"             # what executors on a worker may take in all
     daemon_memory: str = "256m"              # heap of the master and worker daemons themselves
     dir: str = ".kappalake/cluster"          # pids, logs, the workers' work directories
-    start_timeout_s: float = Field(90.0, gt=0)
+    start_timeout_s: float = Field(90.0, gt=0)  # how long `cluster start` waits for the master and every worker
 
 
 class KafkaConf(_Model):
