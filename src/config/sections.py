@@ -75,7 +75,7 @@ class ClusterConf(_Model):
     port: int = Field(7077, ge=1024, le=65535)
     webui_port: int = Field(8080, ge=1024, le=65535)
     workers: int = Field(2, ge=1, le=16)
-    worker_cores: int = Field(2, ge=1)       # task slots each worker offers (threads, not physical cores)
+    worker_cores: int = Field(3, ge=1)       # task slots each worker offers (threads, not physical cores)
     worker_memory: str = "1536m"             # what executors on a worker may take in all
     daemon_memory: str = "256m"              # heap of the master and worker daemons themselves
     dir: str = ".kappalake/cluster"          # pids, logs, the workers' work directories
