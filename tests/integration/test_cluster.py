@@ -77,7 +77,10 @@ def test_a_worker_lost_mid_stream_costs_nothing(spark, broker_conf, tmp_path):
     values = config_values(broker_conf, tmp_path, **{
         "cluster.dir": str(tmp_path / "cluster"), "cluster.port": free_port(), "cluster.webui_port": free_port(),
         "spark.shuffle_partitions": 4, "spark.conf.spark.ui.enabled": "true", "spark.conf.spark.ui.port": str(ui),
-        "spark.conf.spark.executor.memory": "1g"})
+        "spark.conf.spark.executor.memory": "1g",
+        # Catching up takes a batch per layer: shorter intervals than the profile's 5 and 10 s.
+        "pipelines.silver_telemetry.trigger.processing_time": "2 seconds",
+        "pipelines.gold_device_minute.trigger.processing_time": "2 seconds"})
     cfg = load_config("local", CONF_DIR, overrides=values)
     job_conf = as_yaml(values, tmp_path / "job.yaml")
     ensure_topics(cfg.kafka_settings, cfg.topic_specs(["telemetry", "alerts"]))
