@@ -8,8 +8,8 @@ them from.
 from kappalake.config.loader import (default_conf_dir, deep_merge, derive, format_validation_error, load_config,
                                      nest_overrides)
 from kappalake.config.model import Config
-from kappalake.config.pipelines import PipelineConf, RankConf, SinkConf, SourceConf, TriggerConf
-from kappalake.config.resolved import PipelineSpec
+from kappalake.config.pipelines import PipelineConf, RankConf, RouteConf, SinkConf, SourceConf, TriggerConf
+from kappalake.config.resolved import PipelineSpec, RouteSpec
 from kappalake.config.sections import (AlertsConf, BrokerConf, ClusterConf, DashboardConf, KafkaConf, LakeConf,
                                        MaintenanceConf, MonitoringConf, PrivacyConf, ProducerConf, QualityConf,
                                        ReferenceConf, SparkConf, TopicConf)
@@ -17,5 +17,5 @@ from kappalake.errors import ConfigError  # what loading raises, importable from
 
 __all__ = ["AlertsConf", "BrokerConf", "ClusterConf", "Config", "ConfigError", "DashboardConf", "KafkaConf", "LakeConf",
            "MaintenanceConf", "MonitoringConf", "PipelineConf", "PipelineSpec", "PrivacyConf", "ProducerConf", "QualityConf", "RankConf",
-           "ReferenceConf", "SinkConf", "SourceConf", "SparkConf", "TopicConf", "TriggerConf", "default_conf_dir",
+           "ReferenceConf", "RouteConf", "RouteSpec", "SinkConf", "SourceConf", "SparkConf", "TopicConf", "TriggerConf", "default_conf_dir",
            "deep_merge", "derive", "format_validation_error", "load_config", "nest_overrides"]

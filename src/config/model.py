@@ -43,6 +43,7 @@ class Config(_Model):
                 if topic is not None and topic not in self.topics:
                     raise ValueError(f"pipelines.{name}.{key} {topic!r} is not declared under topics "
                                      f"(declared: {', '.join(sorted(self.topics))})")
+            _check_routes(self, name, p)
             if p.trigger.continuous and (p.source.topic is None or p.sink.topic is None):
                 raise ValueError(f"pipelines.{name}.trigger.continuous needs a Kafka source.topic and a Kafka sink.topic "
                                  "(Spark's continuous processing runs Kafka -> Kafka only)")
@@ -86,6 +87,7 @@ class Config(_Model):
     def tables(self) -> list[str]:
         """Every table the configuration names: pipeline sinks, quarantines and reference dimensions."""
         sinks = {p.sink.table for p in self.pipelines.values() if p.sink.table}
+        sinks |= {r.table for p in self.pipelines.values() for r in p.sink.routes if r.table}
         quarantines = {p.sink.quarantine for p in self.pipelines.values() if p.sink.quarantine}
         notifying = self.alerts.notifiers and any(p.sink.notify for p in self.pipelines.values())
         deliveries = {self.alerts.deliveries_table} if notifying else set()
@@ -115,3 +117,26 @@ class Config(_Model):
         for section, key in (("kafka", "options"), ("broker", "properties"), ("spark", "conf")):
             data[section][key] = {k: ("******" if SECRET_KEY.search(k) else v) for k, v in data[section][key].items()}
         return data
+
+
+def _check_routes(cfg: Config, name: str, p: PipelineConf) -> None:
+    """A route's destination: a declared topic, never the pipeline's own source, and a table no
+    other sink or route writes (each table has one writer)."""
+    for i, r in enumerate(p.sink.routes):
+        where = f"pipelines.{name}.sink.routes[{i}]"
+        if r.topic is not None and r.topic not in cfg.topics:
+            raise ValueError(f"{where}.topic {r.topic!r} is not declared under topics "
+                             f"(declared: {', '.join(sorted(cfg.topics))})")
+        if (r.topic is not None and r.topic == p.source.topic) or (r.table is not None and r.table == p.source.table):
+            raise ValueError(f"{where} sends rows to the pipeline's own source ({r.destination}), which would feed "
+                             f"them back into it: route to another table or topic")
+        if r.table is None:
+            continue
+        if r.table in (p.sink.table, p.sink.quarantine):
+            raise ValueError(f"{where}.table {r.table} is this pipeline's own sink or quarantine: route to another table")
+        for other, q in cfg.pipelines.items():
+            owned = [q.sink.table, q.sink.quarantine] + [t.table for j, t in enumerate(q.sink.routes)
+                                                         if (other, j) != (name, i)]
+            if r.table in owned:
+                raise ValueError(f"{where}.table {r.table} is also written by pipeline {other}: a table has one "
+                                 f"writer; name another table")

@@ -50,6 +50,52 @@ class RankConf(_Model):
         return v
 
 
+class RouteConf(_Model):
+    """Rows of each micro-batch that match ``when`` (SQL over the rows the sink keeps), also sent to
+    a Delta ``table`` (exactly once, like the sink) or a Kafka ``topic`` (at-least-once, every
+    message carrying ``id_column`` as its ``idempotency-key`` header and in its JSON)."""
+
+    when: str = "true"
+    table: Optional[str] = None
+    topic: Optional[str] = None          # logical topic name (declared under topics)
+    columns: list[str] = []              # what is written (the topic's JSON value); [] = every column
+    key: Optional[str] = None            # topic routes: the Kafka key column (null: no key)
+    id_column: str = "event_id"          # topic routes: the idempotency key consumers drop repeats by
+    mode: Literal["append", "merge"] = "append"  # table routes; merge: upsert on keys (a latest-state table)
+    keys: list[str] = []
+    latest_by: Optional[str] = None      # merge: of rows sharing keys keep the newest by this column, and
+                                         # never replace a newer row (out-of-order input, replays)
+    partition_by: list[str] = []
+
+    @field_validator("table")
+    @classmethod
+    def _table_name(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not TABLE_NAME.match(v):
+            raise ValueError(f"table name {v!r} must look like 'layer.name' (lower case, e.g. silver.orders)")
+        return v
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> "RouteConf":
+        if (self.table is None) == (self.topic is None):
+            raise ValueError("a route needs exactly one of table (a Delta table, e.g. silver.orders) or topic "
+                             "(a Kafka topic declared under topics)")
+        if self.topic is not None and (self.mode != "append" or self.keys or self.latest_by or self.partition_by):
+            raise ValueError("a topic route takes no mode, keys, latest_by or partition_by (those are for table routes)")
+        if self.table is not None and self.key is not None:
+            raise ValueError("key is the Kafka key of a topic route; a table route takes mode: merge and keys")
+        if self.mode == "merge" and not self.keys:
+            raise ValueError("a route with mode merge needs keys, the columns that identify a row (e.g. [device_id])")
+        if self.mode == "append" and (self.keys or self.latest_by):
+            raise ValueError("keys and latest_by only apply to a route with mode: merge")
+        if not self.when.strip():
+            raise ValueError("a route's when is a SQL condition over the kept rows, e.g. \"event_type = 'purchase'\"")
+        return self
+
+    @property
+    def destination(self) -> str:
+        return f"table {self.table}" if self.table else f"topic {self.topic}"
+
+
 class SinkConf(_Model):
     """A Delta ``table`` (written idempotently per micro-batch) or a Kafka ``topic`` (rows with
     ``key``/``value`` columns, at-least-once; the only sink a continuous trigger can use)."""
@@ -77,6 +123,8 @@ class SinkConf(_Model):
     publish: Optional[str] = None
     publish_key: str = "entity"
     notify: bool = False
+    # Routing (docs/routing.md): rows of each batch by SQL condition to more tables and topics.
+    routes: list[RouteConf] = []
 
     @field_validator("table", "quarantine")
     @classmethod
@@ -90,8 +138,8 @@ class SinkConf(_Model):
         if (self.table is None) == (self.topic is None):
             raise ValueError("set exactly one of sink.table (a Delta table, e.g. silver.clickstream) or sink.topic (a Kafka topic)")
         if self.topic is not None and (self.quarantine or self.partition_by or self.publish or self.notify
-                                       or self.mode != "append"):
-            raise ValueError("a sink.topic (Kafka) sink takes no quarantine, partition_by, mode, publish or notify")
+                                       or self.mode != "append" or self.routes):
+            raise ValueError("a sink.topic (Kafka) sink takes no quarantine, partition_by, mode, publish, notify or routes")
         if self.mode == "merge" and not self.keys:
             raise ValueError("sink.mode merge needs sink.keys, the columns that identify a row (e.g. [window_start, page])")
         if self.mode == "append" and (self.keys or self.rank or self.output_mode != "update"):

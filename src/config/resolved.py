@@ -8,12 +8,28 @@ import difflib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kappalake.config.pipelines import PipelineConf, SinkConf, SourceConf
+from kappalake.config.pipelines import PipelineConf, RouteConf, SinkConf, SourceConf
 from kappalake.config.sections import AlertsConf, KafkaConf, LakeConf, TopicConf
 from kappalake.errors import ConfigError
 
 if TYPE_CHECKING:
     from kappalake.config.model import Config
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    """A route of the pipeline's sink, its destination resolved (a table's path or the topic's
+    name on the cluster)."""
+
+    index: int
+    conf: RouteConf
+    path: str | None
+    topic: str | None
+
+    @property
+    def where(self) -> str:
+        """Its place in the configuration, for messages."""
+        return f"sink.routes[{self.index}]"
 
 
 @dataclass(frozen=True)
@@ -42,6 +58,7 @@ class PipelineSpec:
     secret: str | None                # privacy.secret, for transforms that pseudonymise
     alerts: AlertsConf | None         # set when the sink notifies
     deliveries_path: str | None
+    routes: tuple[RouteSpec, ...] = ()
 
     @property
     def source(self) -> SourceConf:
@@ -66,6 +83,7 @@ def resolve(cfg: Config, name: str) -> PipelineSpec:
     p = cfg.pipelines[name]
     lake, sink, source = cfg.lake, p.sink, p.source
     notifying = sink.notify and bool(cfg.alerts.notifiers)
+    outputs = [t for t in (sink.topic, sink.publish) if t] + [r.topic for r in sink.routes if r.topic]
     return PipelineSpec(
         name=name, conf=p, kafka=cfg.kafka_settings, lake=lake,
         source_topic=cfg.topic_name(source.topic) if source.topic else None,
@@ -74,7 +92,7 @@ def resolve(cfg: Config, name: str) -> PipelineSpec:
         sink_path=lake.table_path(sink.table) if sink.table else None,
         sink_topic=cfg.topic_name(sink.topic) if sink.topic else None,
         publish_topic=cfg.topic_name(sink.publish) if sink.publish else None,
-        output_topics=cfg.topic_specs([t for t in (sink.topic, sink.publish) if t]) if sink.topic or sink.publish else {},
+        output_topics=cfg.topic_specs(outputs) if outputs else {},
         quarantine_path=lake.table_path(sink.quarantine) if sink.quarantine else None,
         metrics_path=lake.table_path(cfg.quality.metrics_table),
         losses_table=cfg.monitoring.losses_table,
@@ -85,4 +103,6 @@ def resolve(cfg: Config, name: str) -> PipelineSpec:
         secret=cfg.privacy.secret.get_secret_value() if cfg.privacy.secret else None,
         alerts=cfg.alerts if notifying else None,
         deliveries_path=lake.table_path(cfg.alerts.deliveries_table) if notifying else None,
+        routes=tuple(RouteSpec(i, r, lake.table_path(r.table) if r.table else None,
+                               cfg.topic_name(r.topic) if r.topic else None) for i, r in enumerate(sink.routes)),
     )

@@ -42,27 +42,37 @@ class Merge:
     path: str
     keys: tuple[str, ...]
     rank: RankConf | None = None
+    latest_by: str | None = None  # a latest-state table: the newest row per key by this column wins
 
     def write(self, rows: DataFrame, txn: Txn | None = None) -> None:
         # Persisted: the time range, the MERGE (which reads its source twice) and the re-rank
         # each read the batch; an empty batch changes nothing and is skipped.
-        batch = rows.persist()
+        keys, rank = list(self.keys), self.rank
+        batch = (latest_rows(rows, keys, self.latest_by) if self.latest_by else rows).persist()
         try:
             if batch.isEmpty():
                 return
-            keys, rank = list(self.keys), self.rank
-            retry_on_conflict(lambda: merge_rows(batch, self.path, keys), what=f"MERGE into {self.path}")
+            retry_on_conflict(lambda: merge_rows(batch, self.path, keys, self.latest_by), what=f"MERGE into {self.path}")
             if rank is not None:
                 retry_on_conflict(lambda: rerank(batch, self.path, keys, rank), what=f"re-rank of {self.path}")
         finally:
             batch.unpersist()
 
 
-def merge_rows(batch: DataFrame, path: str, keys: list[str]) -> None:
+def latest_rows(rows: DataFrame, keys: list[str], by: str) -> DataFrame:
+    """One row per ``keys``: the newest by ``by`` (ties broken by the row's content, so a replayed
+    batch picks the same row)."""
+    order = [F.col(by).desc_nulls_last(), F.xxhash64(*rows.columns).desc()]
+    newest = F.row_number().over(Window.partitionBy(*keys).orderBy(*order))
+    return rows.withColumn("_newest", newest).where("_newest = 1").drop("_newest")
+
+
+def merge_rows(batch: DataFrame, path: str, keys: list[str], latest_by: str | None = None) -> None:
     """Upsert ``batch`` into the Delta table at ``path``; rows are matched on ``keys`` (null-safe).
 
     When the first key is a time (``window_start``, ``second``), the match is bounded to the
     batch's range of it, so Delta skips the files of older windows instead of scanning them all.
+    With ``latest_by``, a row replaces a matched one only when it is not older by that column.
     """
     spark = batch.sparkSession
     cond = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
@@ -72,7 +82,8 @@ def merge_rows(batch: DataFrame, path: str, keys: list[str]) -> None:
     (
         DeltaTable.forPath(spark, path).alias("t")
         .merge(batch.alias("s"), cond)
-        .whenMatchedUpdate(set=values)
+        .whenMatchedUpdate(condition=f"s.`{latest_by}` >= t.`{latest_by}` OR t.`{latest_by}` IS NULL" if latest_by
+                           else None, set=values)
         .whenNotMatchedInsert(values=values)
         .execute()
     )

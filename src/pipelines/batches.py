@@ -1,5 +1,5 @@
 """How one micro-batch of a pipeline is written: to its sink, and with a quality gate judged first,
-then kept rows, quarantined rows and the batch's quality metrics side by side, each idempotent
+then kept rows (and their routes), quarantined rows and the batch's quality metrics side by side, each idempotent
 under the batch's transaction (:class:`~kappalake.lake.writers.Txn`)."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pyspark.sql import DataFrame, SparkSession
 from kappalake.frames import local_frame
 from kappalake.lake.writers import Txn, Writer
 from kappalake.pipelines.compose import AfterCommit
+from kappalake.pipelines.routes import RouteWriter
 from kappalake.quality.gate import BatchQuality, QualityGate
 from kappalake.quality.metrics import SCHEMA as METRICS_SCHEMA, metrics_row
 from kappalake.quality.quarantine import quarantine_rows, valid_rows
@@ -29,21 +30,28 @@ class BatchWriters:
     quarantine: Writer | None = None
     metrics: Writer | None = None
     after_commit: tuple[AfterCommit, ...] = ()
+    routes: tuple[RouteWriter, ...] = ()  # beside the sink, from the same kept rows
 
 
 def write_plain(batch: DataFrame, txn: Txn, writers: BatchWriters) -> None:
-    """A batch without a quality gate: to the sink, then to the hooks."""
-    if not writers.after_commit:
+    """A batch without a quality gate: to the sink (then to the hooks) and its routes."""
+    if not writers.after_commit and not writers.routes:
         write_kept(batch, writers.sink, txn)
         return
-    batch = batch.persist()  # read by the write and by the hooks
+    batch = batch.persist()  # read by the write, the routes and the hooks
     try:
         if not batch.isEmpty():
-            write_kept(batch, writers.sink, txn)
-            for hook in writers.after_commit:  # after the commit: Delta exactly once, then Kafka/notifiers
-                hook(batch)
+            def kept_then_hooks() -> None:
+                write_kept(batch, writers.sink, txn)
+                for hook in writers.after_commit:  # after the commit: Delta exactly once, then Kafka/notifiers
+                    hook(batch)
+            run_together([kept_then_hooks] + _route_writes(batch, txn, writers))
     finally:
         batch.unpersist()
+
+
+def _route_writes(kept: DataFrame, txn: Txn, writers: BatchWriters) -> list[Callable[[], None]]:
+    return [lambda r=r: r.write(kept, txn) for r in writers.routes]
 
 
 def write_kept(rows: DataFrame, writer: Writer, txn: Txn) -> None:
@@ -76,12 +84,14 @@ def write_checked(spark: SparkSession, gate: QualityGate, batch: DataFrame, txn:
         # An empty side is skipped; a replay of this batch has the same rows, so it skips it too.
         writes: list[Callable[[], None]] = []
         if quality.kept:
+            kept = valid_rows(evaluated, drop_raw=writers.quarantine is not None)
+
             def kept_then_hooks() -> None:
-                kept = valid_rows(evaluated, drop_raw=writers.quarantine is not None)
                 write_kept(kept, writers.sink, txn)
                 for hook in writers.after_commit:
                     hook(kept)
             writes.append(kept_then_hooks)
+            writes += _route_writes(kept, txn, writers)
         if quality.count("quarantined"):
             writes.append(lambda: write_quarantine(evaluated, writers.quarantine, writers.pipeline, txn))
         writes.append(lambda: write_metrics(spark, writers.metrics, writers.pipeline, writers.table, quality, txn))
@@ -93,7 +103,7 @@ def write_checked(spark: SparkSession, gate: QualityGate, batch: DataFrame, txn:
 # The writes of one batch go to different tables, each idempotent on its own: they run side by
 # side, so a batch costs about one Delta commit instead of three (each ~0.5 s of mostly fixed
 # cost on a small batch). Threads that live with the process: pinned to JVM threads by PySpark.
-_WRITES = ThreadPoolExecutor(max_workers=3, thread_name_prefix="kappalake-write")
+_WRITES = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kappalake-write")
 
 
 def run_together(writes: Sequence[Callable[[], None]]) -> None:

@@ -56,8 +56,8 @@ def depth(pipelines: Pipelines, name: str, seen: frozenset[str] = frozenset()) -
 
 
 def writers_of(pipelines: Pipelines, table: str | None) -> list[str]:
-    """The pipelines whose sink is ``table``."""
-    return [n for n, p in pipelines.items() if p.sink.table == table]
+    """The pipelines whose sink, or one of whose routes, is ``table``."""
+    return [n for n, p in pipelines.items() if p.sink.table == table or any(r.table == table for r in p.sink.routes)]
 
 
 def readers_of(pipelines: Pipelines, table: str | None) -> list[str]:

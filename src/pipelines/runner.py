@@ -34,8 +34,9 @@ from kappalake.pipelines.compose import (after_commit_hooks, apply_transforms, q
                                          sink_schema)
 from kappalake.pipelines.guards import check_checkpoint, check_retention
 from kappalake.pipelines.plan import depth, validate_pipelines
+from kappalake.pipelines.routes import check_routes, create_route_tables, route_writers
 from kappalake.quality.metrics import PARTITION_BY as METRICS_PARTITIONS, SCHEMA as METRICS_SCHEMA
-from kappalake.quality.quarantine import quarantine_rows
+from kappalake.quality.quarantine import quarantine_rows, valid_rows
 from kappalake.transforms.dedup import settle
 from kappalake.transforms.parse import ERRORS
 
@@ -96,11 +97,16 @@ def start_pipeline(spark: SparkSession, spec: PipelineSpec, trigger: TriggerConf
     if mpath is not None:
         ensure_table(spark, mpath, METRICS_SCHEMA, METRICS_PARTITIONS, props)
     ensure_table(spark, path, sink_schema(spec, shape), p.sink.partition_by, props)
-    if spec.publish_topic:
-        _ensure_output_topic(spec, spec.publish_topic)
+    if spec.routes:
+        kept = valid_rows(shape, drop_raw=qpath is not None)
+        check_routes(spec, kept)
+        create_route_tables(spark, spec, kept)
+    for topic in [spec.publish_topic] + [r.topic for r in spec.routes]:
+        if topic:
+            _ensure_output_topic(spec, topic)
     after_commit = after_commit_hooks(spark, spec, closers)
     writers = BatchWriters(name, p.sink.table, sink_writer(p.sink, path), Append(qpath) if qpath else None,
-                           Append(mpath) if mpath else None, tuple(after_commit))
+                           Append(mpath) if mpath else None, tuple(after_commit), route_writers(spec))
 
     # The query id is persisted in the checkpoint, so it is stable across restarts and new
     # when the checkpoint is reset: exactly what the Delta transaction app id must be.
