@@ -134,6 +134,8 @@ def config_values(base: dict[str, Any], tmp: Path, **overrides: Any) -> dict[str
         "topics.clickstream.name": f"clickstream_{suffix}",
         "topics.telemetry.name": f"telemetry_{suffix}",
         "topics.alerts.name": f"alerts_{suffix}",
+        "topics.signups.name": f"signups_{suffix}",
+        "topics.offers.name": f"offers_{suffix}",
         "lake.root": str(tmp / "lake"),
         "lake.checkpoint_root": str(tmp / "checkpoints"),
         "spark.master": "local[2]",

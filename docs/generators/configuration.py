@@ -100,6 +100,24 @@ CONFIG_NOTES: dict[str, str] = {
     "pipelines.<name>.sink.rank.within": "Rows sharing these columns are ranked together (e.g. `[window_start]`).",
     "pipelines.<name>.sink.publish_key": "Column used as the Kafka key of published rows.",
     "pipelines.<name>.sink.notify": "Also hand each committed row to the notifiers under `alerts`.",
+    "pipelines.<name>.sink.routes": "A list: each item sends the batch's rows that match its `when` to a table or "
+                                    "topic ([Routing](../pipelines.md#routing)).",
+    "pipelines.<name>.sink.routes.when": "SQL condition over the rows the sink keeps (default: every row); checked "
+                                         "against their columns at start-up.",
+    "pipelines.<name>.sink.routes.table": "Delta table (`layer.name`) the route writes, created at start-up; "
+                                          "exactly once per batch.",
+    "pipelines.<name>.sink.routes.topic": "Kafka topic (declared under `topics`, created at start-up), "
+                                          "at-least-once; never the pipeline's own source.",
+    "pipelines.<name>.sink.routes.columns": "The columns written (a topic route: its JSON value, nulls included); "
+                                            "empty: every column.",
+    "pipelines.<name>.sink.routes.key": "Topic routes: the column sent as the Kafka key.",
+    "pipelines.<name>.sink.routes.id_column": "Topic routes: sent as the `idempotency-key` header and in the JSON, "
+                                              "for consumers to drop repeats.",
+    "pipelines.<name>.sink.routes.mode": "Table routes: `append`, or `merge` on `keys` (a latest-state table).",
+    "pipelines.<name>.sink.routes.keys": "`mode: merge`: the columns identifying a row (e.g. `[device_id]`).",
+    "pipelines.<name>.sink.routes.latest_by": "`mode: merge`: the newest row per key by this column wins, and "
+                                              "never gives way to an older one.",
+    "pipelines.<name>.sink.routes.partition_by": "Table routes: partition columns of the table.",
     "pipelines.<name>.trigger.processing_time": "Micro-batch interval, e.g. `5 seconds`.",
     "pipelines.<name>.trigger.available_now": "Process everything there is, then stop (pipelines run in waves by "
                                               "dependency).",
@@ -188,6 +206,8 @@ def _model_of(tp: Any) -> type | None:
     from pydantic import BaseModel
 
     tp, _ = _unwrap_optional(tp)
+    if typing.get_origin(tp) is list:  # a list of sections (routes): each item is one
+        tp = typing.get_args(tp)[0]
     return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
 
 

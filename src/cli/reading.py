@@ -28,6 +28,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     sq.add_argument("--json", action="store_true", help="print rows as JSON lines")
     sq.set_defaults(run=cmd_sql)
 
+    lk = sub.add_parser("lookup", help="rows of a latest-state table by key, read without Spark (e.g. "
+                                       "serving.vehicle_latest device_id=truck-0001)")
+    lk.add_argument("table", help="e.g. serving.vehicle_latest, serving.latest_offers")
+    lk.add_argument("where", nargs="*", metavar="COLUMN=VALUE", help="equality filters (all must hold)")
+    lk.add_argument("--limit", type=int, default=20, help="rows to print (default 20)")
+    lk.add_argument("--json", action="store_true", help="print rows as JSON lines")
+    lk.set_defaults(run=cmd_lookup)
+
     hi = sub.add_parser("history", help="a table's Delta versions (for time travel): time, operation, rows")
     hi.add_argument("table", help="e.g. silver.clickstream")
     hi.add_argument("--limit", type=int, default=20, help="versions to print (default 20)")
@@ -62,6 +70,15 @@ def cmd_query(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.session import get_spark
 
     print_rows(run_query(get_spark(cfg), cfg, args.name, args.as_of), args.limit, args.json)
+    return 0
+
+
+def cmd_lookup(cfg: Config, args: argparse.Namespace) -> int:
+    from kappalake.bi.lookup import lookup, parse_where
+    from kappalake.cli.render import print_records
+
+    columns, rows = lookup(cfg.lake, args.table, parse_where(args.where), args.limit + 1)
+    print_records(columns, rows, args.limit, args.json)
     return 0
 
 

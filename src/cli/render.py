@@ -11,16 +11,21 @@ from kappalake.config import Config
 
 
 def print_rows(df: Any, limit: int, as_json: bool) -> None:
-    """``limit`` rows of ``df``: an aligned text table, or JSON lines."""
+    """``limit`` rows of the Spark DataFrame ``df``: an aligned text table, or JSON lines."""
     rows = df.limit(limit + 1).collect()
+    print_records(df.columns, [r.asDict(recursive=True) for r in rows], limit, as_json)
+
+
+def print_records(columns: list[str], rows: list[dict[str, Any]], limit: int, as_json: bool) -> None:
+    """``limit`` of ``rows`` (dicts by column): an aligned text table, or JSON lines."""
     shown = rows[:limit]
     if as_json:
         for r in shown:
-            print(json.dumps(r.asDict(recursive=True), default=str))
+            print(json.dumps(r, default=str))
         return
-    cells = [[_cell(v) for v in r] for r in shown]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(df.columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(df.columns, widths)).rstrip())
+    cells = [[_cell(r.get(c)) for c in columns] for r in shown]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip())
     print("  ".join("-" * w for w in widths))
     for row in cells:
         print("  ".join(v.rjust(w) if _numeric(v) else v.ljust(w) for v, w in zip(row, widths)).rstrip())

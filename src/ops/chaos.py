@@ -64,14 +64,16 @@ class ScenarioResult:
     notes: list[str] = field(default_factory=list)
 
 
-def chain(cfg: Config, topic: str) -> list[str]:
+def chain(cfg: Config, topic: str, required: bool = True) -> list[str] | None:
     """The job a scenario runs for ``topic``, from the configuration: the pipeline landing the
     topic in a table (bronze), the first reading that table (silver, with its quarantine) and
-    the first gold pipeline reading silver's table."""
+    the first gold pipeline reading silver's table (none: an error, or None if not ``required``)."""
     bronze = next((n for n, p in cfg.pipelines.items() if p.source.topic == topic and p.sink.table), None)
     silver = bronze and next(iter(readers_of(cfg.pipelines, cfg.pipelines[bronze].sink.table)), None)
     gold = silver and next((n for n in readers_of(cfg.pipelines, cfg.pipelines[silver].sink.table)
                             if cfg.pipelines[n].sink.table.startswith("gold.")), None)
+    if not gold and not required:
+        return None
     if not gold:
         raise ConfigError(f"chaos --topic {topic}: no pipeline chain lands it in a table, reads that (silver) and a "
                           f"gold table from it; found {[n for n in (bronze, silver) if n]}")
@@ -88,7 +90,7 @@ class Chaos:
         base = source.load({})
         self.all_topics = list(base.topics)  # each scenario renames them all
         simulated = simulators.topics()
-        self.topics = topics or [t for t in base.topics if t in simulated]
+        self.topics = topics or [t for t in base.topics if t in simulated and chain(base, t, required=False)]
         self.chains = [chain(base, t) for t in self.topics]  # [bronze, silver, gold] per topic
         self.pipelines = [n for c in self.chains for n in c]
         self.targets = list(self.pipelines)  # killed in turn: the pipeline whose checkpoint or table is watched

@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame
 from kappalake.transforms.anomalies import hard_limit_flags, rate_anomalies, temperature_anomalies
 from kappalake.transforms.bronze import bronze_record
 from kappalake.transforms.dedup import dedup
-from kappalake.transforms.enrich import enrich_clickstream, enrich_telemetry
+from kappalake.transforms.enrich import enrich_clickstream, enrich_signups, enrich_telemetry
 from kappalake.transforms.gold_clickstream import (concurrent_viewers, hourly_funnel, page_minute_metrics,
                                                    product_demand, sessions)
 from kappalake.transforms.gold_telemetry import device_minute_stats, fleet_health, zone_occupancy
@@ -36,6 +36,7 @@ TRANSFORMS: dict[str, Transform] = {
     "pseudonymise": pseudonymise,
     "coarsen": coarsen,
     "enrich_clickstream": enrich_clickstream,
+    "enrich_signups": enrich_signups,
     "enrich_telemetry": enrich_telemetry,
     "page_minute_metrics": page_minute_metrics,
     "sessions": sessions,

@@ -165,7 +165,7 @@ def test_the_cli_names_what_a_new_topic_lacks(orders_lake):
                            "produce", "orders"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("kappalake: configuration error: produce: no simulator for topic 'orders'; "
-                                   "simulators exist for clickstream, telemetry (a library named in `libraries` "
+                                   "simulators exist for clickstream, signups, telemetry (a library named in `libraries` "
                                    "can register one)"), proc.stderr
     # The new topic's contract is one of the project's for every command (here without Spark).
     assert kappalake("contracts", "ddl", "orders").strip() == (

@@ -23,7 +23,7 @@ def err(overrides=None, profile="local", **kw) -> str:
 def test_shipped_profiles_are_valid(monkeypatch):
     cfg = load_config("local", CONF)
     assert cfg.bootstrap_servers == "127.0.0.1:9092"
-    layers = {"bronze": 2, "silver": 2, "gold": 8, "alerts": 3}
+    layers = {"bronze": 3, "silver": 3, "gold": 8, "alerts": 3}
     assert {layer: sum(n.startswith(layer + "_") for n in cfg.pipelines) for layer in layers} == layers
     order = validate_pipelines(cfg)  # each after what it reads
     depth = {n: i for i, n in enumerate(order)}

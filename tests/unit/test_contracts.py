@@ -28,15 +28,15 @@ def sample(cfg, topic: str, n: int = 3000, seed: int = 1) -> list[dict]:
     return [r.value for r in records(cfg, ProduceSpec(topic, count=n, seed=seed, start_ms=START))]
 
 
-def test_both_topics_have_a_versioned_contract_with_schema_version_required():
-    assert contracts.topics() == ["clickstream", "telemetry"]
+def test_every_topic_has_a_versioned_contract_with_schema_version_required():
+    assert contracts.topics() == ["clickstream", "signups", "telemetry"]
     for topic in contracts.topics():
         s = contracts.schema(topic)
         assert contracts.latest_version(topic) == 1 == s["properties"]["schema_version"]["const"]
         assert "schema_version" in s["required"] and "event_id" in s["required"]
     assert contracts.kafka_key_field("clickstream") == "user_id"
     assert contracts.kafka_key_field("telemetry") == "device_id"
-    with pytest.raises(KeyError, match="contracts exist for: clickstream, telemetry"):
+    with pytest.raises(KeyError, match="contracts exist for: clickstream, signups, telemetry"):
         contracts.schema("orders")
     with pytest.raises(KeyError, match="versions: 1"):
         contracts.schema("clickstream", 9)

@@ -90,5 +90,5 @@ def test_a_contract_of_the_users_is_one_like_any_other(tmp_path):
         "type": "object", "x-kafka-key": "user_id", "required": ["user_id"],
         "properties": {"user_id": {"type": "string"}, "amount": {"type": ["number", "null"]}}}))
     catalog = contracts._read_catalog((tmp_path,))
-    assert sorted(catalog) == ["clickstream", "orders", "telemetry"]
+    assert sorted(catalog) == ["clickstream", "orders", "signups", "telemetry"]
     assert catalog["orders"][1]["x-kafka-key"] == "user_id"

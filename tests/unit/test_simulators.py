@@ -247,11 +247,11 @@ def test_topics_are_looked_up_in_the_registry_and_chaos_chains_come_from_the_con
     from kappalake.ops.chaos import chain
 
     cfg = load_config("local", Path(__file__).resolve().parents[2] / "conf")
-    assert simulators.topics() == ["clickstream", "telemetry"]
+    assert simulators.topics() == ["clickstream", "signups", "telemetry"]
     assert simulators.get("telemetry").scenarios == ("hot-truck",)
     first = next(simulate(cfg, ProduceSpec("clickstream", count=1, seed=3)))
     assert first.key == first.event["user_id"]
-    with pytest.raises(ConfigError, match="no simulator for topic 'orders'; simulators exist for clickstream, telemetry"):
+    with pytest.raises(ConfigError, match="no simulator for topic 'orders'; simulators exist for clickstream, signups, telemetry"):
         simulate(cfg, ProduceSpec("orders", count=1, seed=3))
     with pytest.raises(ValueError, match="scenario 'hot-truck' is not one of clickstream's"):
         ProduceSpec("clickstream", count=1, scenario="hot-truck")

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     Factory = Callable[[ProducerConf, ProduceSpec, Reference, int, float], Iterator[SimEvent]]
 
 # The simulators that ship with kappalake, imported (and so registered) on first lookup.
-BUILT_IN = ("kappalake.ingest.simulators.clickstream", "kappalake.ingest.simulators.telemetry")
+BUILT_IN = ("kappalake.ingest.simulators.clickstream", "kappalake.ingest.simulators.signups",
+            "kappalake.ingest.simulators.telemetry")
 
 
 @dataclass(frozen=True)
