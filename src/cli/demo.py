@@ -6,7 +6,7 @@ import argparse
 import time
 
 from kappalake.cli.render import (print_alerts, print_gold_highlights, print_progress, print_quality_metrics,
-                                  print_quarantine_reasons, print_summary)
+                                  print_quarantine_reasons, print_routes, print_summary)
 from kappalake.config import Config, TriggerConf
 
 
@@ -48,7 +48,8 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
         print(f"[2/5] topics: {', '.join(cfg.topic_name(t) for t in cfg.topics)}")
         ensure_topics(cfg.kafka_settings, cfg.topic_specs())
         print(f"[3/5] simulating {args.events:,} events per topic over the last {args.minutes:g} minutes (sessions "
-              f"and funnels; vehicles on routes, badge sensors, the hot-truck scenario), each fault kind at {args.faults:g}")
+              f"and funnels; vehicles on routes, badge sensors, the hot-truck scenario; sign-ups where plans are and are not), "
+              f"each fault kind at {args.faults:g}")
         # A small world, so that a few thousand events fill the span: sessions finish, zones fill.
         world = {"users": 1000, "devices": 20, "people": 400}
         for i, topic in enumerate(sorted({t for n in names if (t := cfg.pipelines[n].source.topic)})):
@@ -76,6 +77,7 @@ def cmd_demo(cfg: Config, args: argparse.Namespace) -> int:
         print_quarantine_reasons(spark, cfg)
         print_gold_highlights(spark, cfg, answer)
         print_alerts(spark, cfg, answer)
+        print_routes(cfg)
     finally:
         if started_here and not args.keep_broker:
             from pyspark.sql import SparkSession

@@ -77,6 +77,8 @@ def cmd_lookup(cfg: Config, args: argparse.Namespace) -> int:
     from kappalake.bi.lookup import lookup, parse_where
     from kappalake.cli.render import print_records
 
+    if args.table not in cfg.tables():
+        raise ConfigError(f"unknown table {args.table!r}; tables: {', '.join(cfg.tables())}")
     columns, rows = lookup(cfg.lake, args.table, parse_where(args.where), args.limit + 1)
     print_records(columns, rows, args.limit, args.json)
     return 0

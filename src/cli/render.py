@@ -167,6 +167,32 @@ def print_alerts(spark: Any, cfg: Config, answer: Any = None) -> None:
               (", ".join(f"{k} {v:,}" for k, v in sorted(kinds.items())) or "none") + ")")
 
 
+def print_routes(cfg: Config, examples: int = 3) -> None:
+    """What each route topic holds, read back from Kafka as the application would (a few offers
+    in full), and the latest-state tables by MERGE, as `kappalake lookup` reads them."""
+    from kappalake.alerts.tail import follow
+    from kappalake.bi.lookup import lookup
+    from kappalake.errors import ConfigError
+
+    routes = [r for p in cfg.pipelines.values() for r in p.sink.routes]
+    for topic in sorted({r.topic for r in routes if r.topic}):
+        messages = list(follow(cfg.kafka_settings, cfg.topic_name(topic), from_beginning=True, timeout_s=2.0))
+        print(f"topic {cfg.topic_name(topic)}: {len(messages):,} messages read back")
+        for key, m in messages[:examples]:
+            if isinstance(m, dict) and "offered_plans" in m:
+                plans = ", ".join(f"{p.get('plan_name')} {p.get('download_mbps')} Mbit/s {p.get('currency')} "
+                                  f"{p.get('monthly_price')}" for p in m["offered_plans"]) or "no plan reaches there"
+                print(f"      user {key} in {m.get('city')}: {plans} (offer {str(m.get('offer_id'))[:12]}...)")
+    for r in routes:
+        if r.mode == "merge":
+            try:
+                _, rows = lookup(cfg.lake, r.table)
+            except ConfigError:
+                continue
+            print(f"{r.table}: latest row of {len(rows):,} {'/'.join(r.keys)} values (kappalake lookup {r.table} "
+                  f"{r.keys[0]}=...)")
+
+
 def print_progress(name: str, prog: dict) -> None:
     rows = prog.get("numInputRows", 0)
     if rows:

@@ -244,12 +244,27 @@ def business(snap: Snapshot, rows: int) -> list[Any]:
                 ("speed_avg_kmh", "km/h", decimal), ("fuel_min_pct", "fuel %", decimal)], "business-devices",
                 limit=rows))),
         ], className="grid"),
+        *[panel(f"Latest state: {name.removeprefix('latest:')} (delta-rs, no Spark)",
+                view(snap, name, lambda df, name=name: data_table(df, [(c, c, _cell_format(df[c])) for c in df.columns],
+                                                                  name.replace(":", "-").replace(".", "-"))))
+          for name in sorted({*snap.frames, *snap.missing}) if name.startswith("latest:")],
         panel("Open alerts", view(snap, "alert_history", lambda df: data_table(open_alerts, alert_columns, "alerts-open")
                                   if not open_alerts.empty else html.Div("no open alerts", className="missing",
                                                                          **{"data-testid": "empty-alerts-open"}))),
         panel("Recent alerts", view(snap, "alert_history", lambda df: data_table(df, alert_columns + [
             ("status", "status", text())], "alerts-recent", limit=rows))),
     ]
+
+
+def _cell_format(values: pd.Series) -> Format:
+    """How a column of a latest-state table is shown: times, numbers or text, by its values."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return when
+    if pd.api.types.is_integer_dtype(values):
+        return integer
+    if pd.api.types.is_float_dtype(values):
+        return decimal
+    return text(60)
 
 
 def _fingerprint(children: list[Any]) -> str:
