@@ -101,7 +101,7 @@ CONFIG_NOTES: dict[str, str] = {
     "pipelines.<name>.sink.publish_key": "Column used as the Kafka key of published rows.",
     "pipelines.<name>.sink.notify": "Also hand each committed row to the notifiers under `alerts`.",
     "pipelines.<name>.sink.routes": "A list: each item sends the batch's rows that match its `when` to a table or "
-                                    "topic ([Routing](../pipelines.md#routing)).",
+                                    "topic ([Routing](../routing.md)).",
     "pipelines.<name>.sink.routes.when": "SQL condition over the rows the sink keeps (default: every row); checked "
                                          "against their columns at start-up.",
     "pipelines.<name>.sink.routes.table": "Delta table (`layer.name`) the route writes, created at start-up; "

@@ -1,7 +1,7 @@
 """``kappalake bench``: every measurement in one run, a printed table and a JSON result.
 
 Stages (``--only`` picks some): preload, limit, passthrough, full, quality, latency, alerts,
-soak. ``--quick`` runs all of them small; the test suite runs them smaller still on its own session
+offers, soak. ``--quick`` runs all of them small; the test suite runs them smaller still on its own session
 (and the command once), so the harness never rots.
 """
 
@@ -18,10 +18,11 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from kappalake.bench import stages
+from kappalake.bench.offers import offer_latency
 from kappalake.bench.probes import machine_info
 from kappalake.config import Config
 
-STAGES = ["preload", "limit", "passthrough", "full", "quality", "latency", "alerts", "soak"]
+STAGES = ["preload", "limit", "passthrough", "full", "quality", "latency", "alerts", "offers", "soak"]
 NEEDS_PRELOAD = {"limit", "passthrough", "full", "quality"}
 
 
@@ -33,6 +34,8 @@ class Plan:
     latency_s: float = 120.0
     alert_rate: int = 1_000
     alert_s: float = 120.0
+    offer_rate: int = 100  # sign-ups/s: a busy provider's evening, not a firehose
+    offer_s: float = 60.0
     soak_rate: int = 1_000  # what bronze, silver and five gold queries sustain together on 2 cores
     soak_s: float = 600.0
     warmup_s: float = 30.0
@@ -40,7 +43,7 @@ class Plan:
 
     @classmethod
     def quick(cls) -> "Plan":
-        return cls(events=5_000, pool=2_000, latency_rate=500, latency_s=15, alert_rate=200, alert_s=20,
+        return cls(events=5_000, pool=2_000, latency_rate=500, latency_s=15, alert_rate=200, alert_s=20, offer_rate=20, offer_s=10,
                    soak_rate=500, soak_s=25, warmup_s=5)
 
 
@@ -127,6 +130,8 @@ def _stage(ctx: stages.Context, plan: Plan, name: str) -> dict:
                                 plan.trigger, plan.warmup_s)
     if name == "alerts":
         return stages.alert_paths(ctx, plan.alert_rate, plan.alert_s, plan.warmup_s, plan.trigger)
+    if name == "offers":
+        return offer_latency(ctx, plan.offer_rate, plan.offer_s, plan.warmup_s, plan.trigger)
     if name == "soak":
         return stages.sustained(ctx, "soak", plan.soak_rate, plan.soak_s,
                                 ["bronze_clickstream", "silver_clickstream", *stages.GOLD_CLICKSTREAM], plan.trigger,
@@ -151,6 +156,8 @@ def summarize(result: dict) -> dict:
         "continuous_alert_p99_ms": g("alerts", "continuous_ms", "p99"),
         "micro_batch_alert_p50_ms": g("alerts", "micro_batch_ms", "p50"),
         "micro_batch_alert_p99_ms": g("alerts", "micro_batch_ms", "p99"),
+        "offer_p50_ms": g("offers", "latency_ms", "p50"),
+        "offer_p95_ms": g("offers", "latency_ms", "p95"),
         "quality_ratio": g("quality", "ratio"),
         "soak_driver_rss_growth": g("soak", "memory", "driver_jvm_rss_mib", "growth"),
         "soak_broker_rss_growth": g("soak", "memory", "broker_rss_mib", "growth"),

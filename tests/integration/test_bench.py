@@ -23,7 +23,7 @@ from tests.conftest import CONF_DIR, REPO, as_yaml
 # suite's two task slots drain them in seconds. The latency run lasts 8 s: its first 2 s are
 # warm-up, and on a loaded machine the feed's first batch also carries the rows of its start-up
 # (a 6 s run measured 199 of 400 fed rows, one short of the half the test asks for).
-TINY = Plan(events=1_000, pool=500, latency_rate=100, latency_s=8, alert_rate=100, alert_s=6,
+TINY = Plan(events=1_000, pool=500, latency_rate=100, latency_s=8, alert_rate=100, alert_s=6, offer_rate=20, offer_s=4,
             soak_rate=100, soak_s=12, warmup_s=2)
 
 
@@ -36,7 +36,8 @@ def test_bench_measures_every_stage(spark, broker_conf, tmp_path):
     r = json.loads(out.read_text())
     assert r["summary"] == returned["summary"] and "full_events_per_s" in render(returned)
     s = r["stages"]
-    assert r["errors"] == {} and set(s) == {"preload", "limit", "passthrough", "full", "quality", "latency", "alerts", "soak"}
+    assert r["errors"] == {} and set(s) == {"preload", "limit", "passthrough", "full", "quality", "latency", "alerts", "offers",
+                                       "soak"}
     events = r["plan"]["events"]
 
     # Throughput: every preloaded event read by each stage, rates from real time.
@@ -65,6 +66,11 @@ def test_bench_measures_every_stage(spark, broker_conf, tmp_path):
     # (the simulator's own readings beyond a hard limit are flagged too)
     assert al["hot_readings"] > 0 and al["continuous_ms"]["count"] > 0
     assert al["continuous_ms"]["p50"] > 0
+
+    # Offers: every sign-up produced got its offer on the topic, each delay timed from the two topics.
+    of = s["offers"]
+    assert of["signups"] == 80 and of["offers"] == 80 and of["offer_messages"] >= 80
+    assert of["latency_ms"]["count"] > 0 and 0 < of["latency_ms"]["p50"] <= of["latency_ms"]["p95"]
 
     # Soak: memory and state sampled all along; gold state exists and is counted.
     soak = s["soak"]
