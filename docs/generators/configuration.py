@@ -115,7 +115,7 @@ CONFIG_NOTES: dict[str, str] = {
                                               "for consumers to drop repeats.",
     "pipelines.<name>.sink.routes.mode": "Table routes: `append`, or `merge` on `keys` (a latest-state table).",
     "pipelines.<name>.sink.routes.keys": "`mode: merge`: the columns identifying a row (e.g. `[device_id]`).",
-    "pipelines.<name>.sink.routes.latest_by": "`mode: merge`: the newest row per key by this column wins, and "
+    "pipelines.<name>.sink.routes.latest_by": "`mode: merge` (required): the newest row per key by this column wins, and "
                                               "never gives way to an older one.",
     "pipelines.<name>.sink.routes.partition_by": "Table routes: partition columns of the table.",
     "pipelines.<name>.trigger.processing_time": "Micro-batch interval, e.g. `5 seconds`.",

@@ -119,19 +119,44 @@ class Config(_Model):
         return data
 
 
+def _sources_upstream(cfg: Config, name: str) -> set[str]:
+    """The topics and tables pipeline ``name`` reads, directly or through the pipelines upstream."""
+    out: set[str] = set()
+    todo, seen = [name], set()
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        src = cfg.pipelines[n].source
+        out |= {s for s in (src.topic, src.table) if s}
+        if src.table:
+            todo += [m for m, q in cfg.pipelines.items()
+                     if q.sink.table == src.table or any(r.table == src.table for r in q.sink.routes)]
+    return out
+
+
 def _check_routes(cfg: Config, name: str, p: PipelineConf) -> None:
-    """A route's destination: a declared topic, never the pipeline's own source, and a table no
-    other sink or route writes (each table has one writer)."""
+    """A route's destination: a declared topic, never a source the pipeline is fed from (directly
+    or upstream), and a table no other sink or route writes nor kappalake keeps (each table has
+    one writer)."""
+    fed_from = _sources_upstream(cfg, name)
+    reserved = {cfg.quality.metrics_table, cfg.monitoring.metrics_table, cfg.monitoring.lag_table,
+                cfg.monitoring.losses_table, cfg.alerts.deliveries_table, *cfg.reference.tables.values()}
     for i, r in enumerate(p.sink.routes):
         where = f"pipelines.{name}.sink.routes[{i}]"
         if r.topic is not None and r.topic not in cfg.topics:
             raise ValueError(f"{where}.topic {r.topic!r} is not declared under topics "
                              f"(declared: {', '.join(sorted(cfg.topics))})")
-        if (r.topic is not None and r.topic == p.source.topic) or (r.table is not None and r.table == p.source.table):
-            raise ValueError(f"{where} sends rows to the pipeline's own source ({r.destination}), which would feed "
+        if (r.topic or r.table) in fed_from:
+            own = "own source" if (r.topic or r.table) in (p.source.topic, p.source.table) else "upstream source"
+            raise ValueError(f"{where} sends rows to the pipeline's {own} ({r.destination}), which would feed "
                              f"them back into it: route to another table or topic")
         if r.table is None:
             continue
+        if r.table in reserved:
+            raise ValueError(f"{where}.table {r.table} is one kappalake keeps itself (metrics, lag, deliveries, "
+                             f"reference data): name another table")
         if r.table in (p.sink.table, p.sink.quarantine):
             raise ValueError(f"{where}.table {r.table} is this pipeline's own sink or quarantine: route to another table")
         for other, q in cfg.pipelines.items():

@@ -83,8 +83,9 @@ class RouteConf(_Model):
             raise ValueError("a topic route takes no mode, keys, latest_by or partition_by (those are for table routes)")
         if self.table is not None and self.key is not None:
             raise ValueError("key is the Kafka key of a topic route; a table route takes mode: merge and keys")
-        if self.mode == "merge" and not self.keys:
-            raise ValueError("a route with mode merge needs keys, the columns that identify a row (e.g. [device_id])")
+        if self.mode == "merge" and (not self.keys or not self.latest_by):
+            raise ValueError("a route with mode merge needs keys (the columns that identify a row, e.g. [device_id]) and "
+                             "latest_by (the column saying which of a key's rows is newest, e.g. event_time)")
         if self.mode == "append" and (self.keys or self.latest_by):
             raise ValueError("keys and latest_by only apply to a route with mode: merge")
         if not self.when.strip():
@@ -146,6 +147,9 @@ class SinkConf(_Model):
             raise ValueError("sink.keys, sink.rank and sink.output_mode only apply to sink.mode: merge")
         if self.quarantine and self.mode == "merge":
             raise ValueError("sink.quarantine only applies to sink.mode: append")
+        if self.routes and self.mode == "merge":
+            raise ValueError("sink.routes need sink.mode: append (a merge sink's batches carry a window's totals again "
+                             "each time they change, which a route would send again)")
         return self
 
 

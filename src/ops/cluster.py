@@ -112,15 +112,19 @@ class LocalCluster:
             self._spawn("master", [MASTER_CLASS, "--host", HOST, "--port", str(self.conf.port),
                                    "--webui-port", str(self.conf.webui_port)])
         self._wait(lambda st: st.get("status") == "ALIVE", "the master", "master")
+        # A killed worker may still count as alive to the master for a moment: wait for the new
+        # ones to register themselves, not for a number of workers.
+        before, spawned = _alive_ids(self.state()), 0
         for i in range(self.conf.workers):
             name = f"worker-{i}"
             if self.pid(name) is None:
+                spawned += 1
                 work = self.dir / name
                 work.mkdir(exist_ok=True)
                 self._spawn(name, [WORKER_CLASS, "--host", HOST, "--cores", str(self.conf.worker_cores),
                                    "--memory", self.conf.worker_memory, "--work-dir", str(work),
                                    "--webui-port", "0", self.master_url])
-        self._wait(lambda st: sum(w.get("state") == "ALIVE" for w in st.get("workers", [])) >= self.conf.workers,
+        self._wait(lambda st: len(_alive_ids(st) - before) >= spawned and len(_alive_ids(st)) >= self.conf.workers,
                    f"{self.conf.workers} workers", "worker-0")
         return self.status()
 
@@ -177,3 +181,8 @@ class LocalCluster:
             time.sleep(0.5)
         raise ClusterError(f"{what} of the local Spark cluster did not come up within {self.conf.start_timeout_s:.0f} s; "
                            f"see {self.log_file(log)} (and the others in {self.dir})")
+
+
+def _alive_ids(state: dict | None) -> set[str]:
+    """The ids of the workers the master counts alive."""
+    return {w.get("id") for w in (state or {}).get("workers", []) if w.get("state") == "ALIVE"}

@@ -10,6 +10,9 @@ Checks, each a :class:`Check` with its figures:
   nothing in silver that bronze does not hold;
 - **gold**: the table equals a batch recomputation from silver with the same code (a dry-run
   reprocess: nothing added, nothing removed);
+- **route**: every row of a route table is a row its pipeline's table holds that the route
+  takes, each once (a latest-state table: one row per key); rows written before the route was
+  configured are not required (a route is not a backfill);
 - **delta**: every version in the log is readable and references only files that exist.
 
 Run it once the streams have caught up (e.g. after ``kappalake ingest --available-now``):
@@ -211,13 +214,35 @@ def verify_lake(spark: SparkSession, cfg: Config, pipelines: list[str] | None = 
             checks.append(check_silver(spark, cfg, n))
         elif p.sink.mode == "merge":
             checks.append(check_gold(spark, cfg, n))
-        tables += [t for t in (p.sink.table, p.sink.quarantine) if t and t not in tables]
+        for i, r in enumerate(p.sink.routes):
+            if r.table is not None and table_exists(spark, cfg.lake.table_path(r.table)):
+                checks.append(check_route(spark, cfg, n, i))
+        tables += [t for t in (p.sink.table, p.sink.quarantine, *[r.table for r in p.sink.routes]) if t and t not in tables]
     if delta:
         for t in tables:
             path = cfg.lake.table_path(t)
             if table_exists(spark, path):
                 checks.append(check_delta(spark, path, t))
     return checks
+
+
+def check_route(spark: SparkSession, cfg: Config, pipeline: str, index: int) -> Check:
+    """A route table holds only rows its pipeline's table holds and the route takes, each once."""
+    from kappalake.pipelines.routes import route_rows
+
+    p = cfg.pipelines[pipeline]
+    route = p.sink.routes[index]
+    read = lambda name: spark.read.format("delta").load(cfg.lake.table_path(name))  # noqa: E731
+    got = read(route.table)
+    taken = route_rows(read(p.sink.table), route).select(*got.columns)
+    rows = got.count()
+    foreign = got.exceptAll(taken).count()  # a row twice in the table where its source holds it once counts too
+    twice = rows - got.select(*route.keys).distinct().count() if route.mode == "merge" else 0
+    problems = [f"{n} {what}" for n, what in ((foreign, f"rows {p.sink.table} does not hold (or not as often)"),
+                                              (twice, f"keys {'/'.join(route.keys)} twice")) if n]
+    detail = (f"{rows} rows, each from {p.sink.table} (routes[{index}] of {pipeline})" if not problems
+              else "; ".join(problems))
+    return Check("route", route.table, not problems, detail, {"rows": rows, "foreign": foreign, "keys_twice": twice})
 
 
 def format_checks(checks: list[Check]) -> str:

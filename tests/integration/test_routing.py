@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from kappalake.ingest.faults import FaultRates
 from kappalake.ingest.kafka_clients import python_client_kwargs
 from kappalake.ingest.producer import ProduceSpec, produce
 from kappalake.ingest.topics import end_offsets, ensure_topics
+from kappalake.ops.consistency import check_route, format_checks, verify_lake
 from kappalake.pipelines.reference import write_reference_tables
 from kappalake.pipelines.runner import run_pipelines, start_pipeline
 from tests.conftest import CONF_DIR, REPO, as_yaml, config_values
@@ -91,6 +93,7 @@ def test_routes_split_rows_by_rule_exactly_once_across_a_sigkill(spark, broker_c
     while _commits(latest) < 3 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
     assert proc.poll() is None and _commits(latest) >= 3, log.read_text()[-3000:]
+    time.sleep(random.Random(7).uniform(0.0, 2.0))  # somewhere in a batch: before, among or after its writes
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     producer.join(timeout=120)
@@ -127,6 +130,14 @@ def test_routes_split_rows_by_rule_exactly_once_across_a_sigkill(spark, broker_c
         seen[value["event_id"]] = seen.get(value["event_id"], 0) + 1
     assert set(seen) == set(wanted) and wanted
 
+    # `verify` checks the route tables the same way, and sees a row written twice.
+    checks = verify_lake(spark, cfg, ["silver_clickstream"], delta=False)
+    assert [c.table for c in checks if c.check == "route"] == ["silver.orders", "serving.user_latest"]
+    assert all(c.ok for c in checks), format_checks(checks)
+    orders.limit(1).write.format("delta").mode("append").save(cfg.lake.table_path("silver.orders"))
+    broken = check_route(spark, cfg, "silver_clickstream", 0)
+    assert not broken.ok and broken.figures["foreign"] == 1, broken.detail
+
 
 def test_bad_routes_stop_the_pipeline_at_start_up_naming_the_key(spark, broker_conf, tmp_path):
     values = _values(broker_conf, tmp_path)
@@ -148,5 +159,8 @@ def test_bad_routes_stop_the_pipeline_at_start_up_naming_the_key(spark, broker_c
     assert "is a string, not a condition" in start({"when": "page", "table": "silver.orders"})
     assert "routes[0].columns names pirce" in start({"table": "silver.orders", "columns": ["event_id", "pirce"]})
     assert "routes[0].key names application" in start({"topic": "incidents", "key": "application"})
-    assert "routes[0].columns must include user_id" in start(
-        {"table": "serving.latest", "mode": "merge", "keys": ["user_id"], "columns": ["page"]})
+    assert "routes[0].columns must include user_id, event_time" in start(
+        {"table": "serving.latest", "mode": "merge", "keys": ["user_id"], "latest_by": "event_time", "columns": ["page"]})
+    assert "is not deterministic" in start({"when": "rand() < 0.5", "table": "silver.orders"})
+    assert "routes[0].when 'count(*) > 0': [INVALID_WHERE_CONDITION]" in start({"when": "count(*) > 0",
+                                                                                 "table": "silver.orders"})

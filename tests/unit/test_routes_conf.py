@@ -58,6 +58,9 @@ def test_a_pipeline_reading_a_route_table_runs_after_the_pipeline_writing_it():
     ({"table": "quarantine.clickstream"}, "own sink or quarantine"),
     ({"table": "gold.page_minute"}, "also written by pipeline gold_page_minute"),
     ({"table": "serving.x", "mode": "merge"}, "needs keys"),
+    ({"table": "serving.x", "mode": "merge", "keys": ["user_id"]}, "and latest_by"),
+    ({"table": "dim.products"}, "one kappalake keeps itself"),
+    ({"table": "ops.quality_metrics"}, "one kappalake keeps itself"),
     ({"table": "serving.x", "latest_by": "event_time"}, "only apply to a route with mode: merge"),
     ({"table": "serving.x", "key": "app"}, "key is the Kafka key of a topic route"),
     ({"topic": "incidents", "mode": "merge", "keys": ["app"]}, "a topic route takes no mode"),
@@ -70,6 +73,15 @@ def test_bad_routes_name_the_key(route, message):
 
 def test_a_route_to_the_pipelines_own_topic_is_refused():
     assert "own source (topic clickstream)" in err({"topic": "clickstream"}, pipeline="bronze_clickstream")
+
+
+def test_a_route_to_a_topic_upstream_of_the_pipeline_is_refused():
+    # silver_signups reads bronze.signups, which bronze_signups fills from the signups topic.
+    assert "upstream source (topic signups)" in err({"topic": "signups"}, pipeline="silver_signups")
+
+
+def test_a_merge_sink_takes_no_routes():
+    assert "sink.routes need sink.mode: append" in err({"topic": "incidents"}, pipeline="gold_page_minute")
 
 
 def test_two_pipelines_routing_to_one_table_are_refused():
