@@ -7,10 +7,9 @@ rebuilt part of the table in one Delta commit, while the live stream keeps runni
 - **Range** (``--from``/``--to`` on the sink's ``time_column``; either may be open): the rows
   are recomputed from the pipeline's source table and replace the range (``replaceWhere``).
   A table fed row by row (silver) is rebuilt from the source version its stream has
-  committed (read from the checkpoint), and the commit replaces only rows of the Kafka
-  offsets read: what the stream has not read yet, it still writes itself, whenever the
-  commit lands, so nothing is counted twice or lost. Its quarantine follows: records of the range get
-  the current verdict, records of rows that now pass are deleted. Keyed tables (gold,
+  committed (read from the checkpoint), and the commit replaces only rows of the Kafka offsets
+  read: what the stream has not read yet, it still writes itself, whenever the commit lands, so
+  nothing is counted twice or lost. Its quarantine follows (the range's current verdicts). Keyed tables (gold,
   MERGE sinks) are rebuilt from the source's latest version; the stream keeps MERGE-ing
   complete windows over them (an open window the stream updates while the reprocess runs
   keeps the reprocess's total until its next update; closed windows, e.g. yesterday's, are
@@ -261,7 +260,8 @@ def chain_from_kafka(cfg: Config, name: str) -> list[str]:
 
 def side_config(cfg: Config, chain: list[str]) -> Config:
     """``cfg`` with ``<pipeline>__rebuild`` pipelines writing ``<table>__rebuild`` tables, reading
-    the topic from the earliest retained offset, their quality metrics in a side table too."""
+    the topic from the earliest retained offset, their quality metrics in a side table too, and
+    no routes (a rebuild never writes to the live routes' tables and topics)."""
     pipelines, suites = {}, dict(cfg.quality.suites)
     for n in chain:
         pc = cfg.pipelines[n]
@@ -270,7 +270,6 @@ def side_config(cfg: Config, chain: list[str]) -> Config:
         else:
             source = pc.source.model_copy(update={"starting_offsets": "earliest"})
         quarantine = pc.sink.quarantine + SIDE if pc.sink.quarantine else None
-        # No routes: a rebuild must not append to, resend or merge into the live destinations.
         sink = pc.sink.model_copy(update={"table": pc.sink.table + SIDE, "quarantine": quarantine, "routes": []})
         pipelines[n + SIDE] = pc.model_copy(update={"source": source, "sink": sink,
                                                     "trigger": TriggerConf(available_now=True)})
