@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 from pydantic import model_validator
 
+from kappalake.config.graph import with_upstream
 from kappalake.config.pipelines import PipelineConf
 from kappalake.config.resolved import PipelineSpec, resolve
 from kappalake.config.sections import (SECRET_KEY, AlertsConf, BrokerConf, ClusterConf, DashboardConf, KafkaConf,
@@ -119,28 +120,12 @@ class Config(_Model):
         return data
 
 
-def _sources_upstream(cfg: Config, name: str) -> set[str]:
-    """The topics and tables pipeline ``name`` reads, directly or through the pipelines upstream."""
-    out: set[str] = set()
-    todo, seen = [name], set()
-    while todo:
-        n = todo.pop()
-        if n in seen:
-            continue
-        seen.add(n)
-        src = cfg.pipelines[n].source
-        out |= {s for s in (src.topic, src.table) if s}
-        if src.table:
-            todo += [m for m, q in cfg.pipelines.items()
-                     if q.sink.table == src.table or any(r.table == src.table for r in q.sink.routes)]
-    return out
-
-
 def _check_routes(cfg: Config, name: str, p: PipelineConf) -> None:
     """A route's destination: a declared topic, never a source the pipeline is fed from (directly
     or upstream), and a table no other sink or route writes nor kappalake keeps (each table has
     one writer)."""
-    fed_from = _sources_upstream(cfg, name)
+    fed_from = {s for n in with_upstream(cfg.pipelines, [name])
+                for s in (cfg.pipelines[n].source.topic, cfg.pipelines[n].source.table) if s}
     reserved = {cfg.quality.metrics_table, cfg.monitoring.metrics_table, cfg.monitoring.lag_table,
                 cfg.monitoring.losses_table, cfg.alerts.deliveries_table, *cfg.reference.tables.values()}
     for i, r in enumerate(p.sink.routes):

@@ -7,7 +7,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from kappalake.config.sections import INTERVAL, TABLE_NAME, _Model
+from kappalake.config.sections import INTERVAL, TABLE_NAME, _check_table_name, _Model
 
 
 class SourceConf(_Model):
@@ -70,9 +70,7 @@ class RouteConf(_Model):
     @field_validator("table")
     @classmethod
     def _table_name(cls, v: Optional[str]) -> Optional[str]:
-        if v is not None and not TABLE_NAME.match(v):
-            raise ValueError(f"table name {v!r} must look like 'layer.name' (lower case, e.g. silver.orders)")
-        return v
+        return v if v is None else _check_table_name(v, "silver.orders")
 
     @model_validator(mode="after")
     def _one_destination(self) -> "RouteConf":

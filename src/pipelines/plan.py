@@ -1,12 +1,14 @@
 """The dependency plan of the configured pipelines: names and transforms checked before
 anything starts, the order they run in (a pipeline reading another's table after it), and
-the pipelines upstream of a selection."""
+the pipelines upstream of a selection (the graph helpers live with the configuration,
+``kappalake.config.graph``, whose checks use them too)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
-from kappalake.config import Config, PipelineConf, PipelineSpec
+from kappalake.config import Config, PipelineSpec
+from kappalake.config.graph import depth, readers_of, with_upstream, writers_of
 from kappalake.errors import ConfigError
 from kappalake.quality.suites import load_suite
 from kappalake.transforms.registry import TransformSpec, check_spec
@@ -44,36 +46,4 @@ def transform_specs(spec: PipelineSpec) -> list[TransformSpec]:
     return specs
 
 
-Pipelines = Mapping[str, PipelineConf]
-
-
-def depth(pipelines: Pipelines, name: str, seen: frozenset[str] = frozenset()) -> int:
-    """0 for a pipeline reading Kafka, 1 + its producer's depth for one reading a table."""
-    table = pipelines[name].source.table
-    if table is None or name in seen:
-        return 0
-    return 1 + max((depth(pipelines, n, seen | {name}) for n in writers_of(pipelines, table)), default=0)
-
-
-def writers_of(pipelines: Pipelines, table: str | None) -> list[str]:
-    """The pipelines whose sink, or one of whose routes, is ``table``."""
-    return [n for n, p in pipelines.items() if p.sink.table == table or any(r.table == table for r in p.sink.routes)]
-
-
-def readers_of(pipelines: Pipelines, table: str | None) -> list[str]:
-    """The pipelines whose source is ``table`` and whose sink is a table, in configuration order."""
-    return [n for n, p in pipelines.items() if p.source.table == table and p.sink.table]
-
-
-def with_upstream(pipelines: Pipelines, names: Iterable[str]) -> list[str]:
-    """``names`` plus, transitively, the pipelines writing the tables they read."""
-    out: list[str] = []
-    todo = list(names)
-    while todo:
-        name = todo.pop()
-        if name in out:
-            continue
-        out.append(name)
-        if name in pipelines and (table := pipelines[name].source.table):
-            todo += writers_of(pipelines, table)
-    return out
+__all__ = ["depth", "readers_of", "transform_specs", "validate_pipelines", "with_upstream", "writers_of"]
