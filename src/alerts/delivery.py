@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from kappalake.alerts.notifiers import Delivery, Dispatcher, build_notifiers
 from kappalake.config import KafkaConf, PipelineSpec
 from kappalake.frames import local_frame
-from kappalake.ingest.kafka_clients import spark_kafka_options
+from kappalake.ingest.kafka_clients import write_records
 from kappalake.lake.tables import ensure_table
 
 DELIVERY_SCHEMA = ("alert_id string, event string, notifier string, status string, attempts int, error string, "
@@ -32,10 +32,8 @@ DELIVERY_SCHEMA = ("alert_id string, event string, notifier string, status strin
 def publish_rows(batch: DataFrame, kafka: KafkaConf, topic: str, key: str) -> None:
     """Send every row of ``batch`` to Kafka ``topic`` (its name on the cluster) as compact JSON,
     keyed by column ``key``."""
-    (
-        batch.select(F.col(key).cast("string").alias("key"), F.to_json(F.struct(*batch.columns)).alias("value"))
-        .write.format("kafka").options(**spark_kafka_options(kafka)).option("topic", topic).save()
-    )
+    write_records(batch.select(F.col(key).cast("string").alias("key"), F.to_json(F.struct(*batch.columns)).alias("value")),
+                  kafka, topic)
 
 
 class BatchDelivery:

@@ -59,6 +59,12 @@ def spark_kafka_options(k: KafkaConf) -> dict[str, str]:
     return opts
 
 
+def write_records(records: Any, k: KafkaConf, topic: str) -> None:
+    """Send a static DataFrame of ``value`` (and optional ``key``, ``headers``) columns to Kafka
+    ``topic`` (its name on the cluster) with Spark's Kafka sink: at-least-once."""
+    records.write.format("kafka").options(**spark_kafka_options(k)).option("topic", topic).save()
+
+
 def spark_source_options(k: KafkaConf, topic: str, source: SourceConf) -> dict[str, str]:
     """All options for ``spark.readStream.format("kafka")`` for one pipeline source reading
     ``topic`` (its name on the cluster)."""

@@ -23,7 +23,7 @@ from pyspark.sql.types import BooleanType
 
 from kappalake.config import KafkaConf, PipelineSpec, RouteConf, RouteSpec
 from kappalake.errors import ConfigError
-from kappalake.ingest.kafka_clients import spark_kafka_options
+from kappalake.ingest.kafka_clients import write_records
 from kappalake.lake.sinks import Merge
 from kappalake.lake.tables import ensure_table
 from kappalake.lake.writers import Append, Txn, Writer
@@ -83,9 +83,7 @@ class TopicRoute:
     kafka: KafkaConf
 
     def write(self, kept: DataFrame, txn: Txn) -> None:
-        records = kafka_records(kept, self.route.conf)
-        (records.write.format("kafka").options(**spark_kafka_options(self.kafka))
-         .option("topic", self.route.topic).save())
+        write_records(kafka_records(kept, self.route.conf), self.kafka, self.route.topic)
 
 
 def route_writers(spec: PipelineSpec) -> tuple[RouteWriter, ...]:

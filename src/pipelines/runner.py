@@ -101,9 +101,8 @@ def start_pipeline(spark: SparkSession, spec: PipelineSpec, trigger: TriggerConf
         kept = valid_rows(shape, drop_raw=qpath is not None)
         check_routes(spec, kept)
         create_route_tables(spark, spec, kept)
-    for topic in [spec.publish_topic] + [r.topic for r in spec.routes]:
-        if topic:
-            _ensure_output_topic(spec, topic)
+    for topic in spec.output_topics:  # the publish and route topics (a table sink has no sink topic)
+        _ensure_output_topic(spec, topic)
     after_commit = after_commit_hooks(spark, spec, closers)
     writers = BatchWriters(name, p.sink.table, sink_writer(p.sink, path), Append(qpath) if qpath else None,
                            Append(mpath) if mpath else None, tuple(after_commit), route_writers(spec))
