@@ -4,16 +4,18 @@ for the CLI's ``kappalake lookup`` and the dashboard."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kappalake.config import LakeConf
 from kappalake.errors import ConfigError
 
+if TYPE_CHECKING:
+    import pyarrow as pa
 
-def lookup(lake: LakeConf, table: str, where: dict[str, str] | None = None, limit: int | None = None
-           ) -> tuple[list[str], list[dict[str, Any]]]:
+
+def lookup(lake: LakeConf, table: str, where: dict[str, str] | None = None, limit: int | None = None) -> pa.Table:
     """The rows of ``table`` whose columns equal ``where`` (values given as text, cast to each
-    column's type): its column names and the rows as dicts, at most ``limit``."""
+    column's type), at most ``limit``, as an Arrow table (no Python object per row until asked)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     from deltalake import DeltaTable
@@ -36,8 +38,7 @@ def lookup(lake: LakeConf, table: str, where: dict[str, str] | None = None, limi
                               f"({schema.field(column).type})") from None
         term = pc.field(column) == value
         condition = term if condition is None else condition & term
-    rows = dataset.head(limit, filter=condition) if limit is not None else dataset.to_table(filter=condition)
-    return schema.names, rows.to_pylist()
+    return dataset.head(limit, filter=condition) if limit is not None else dataset.to_table(filter=condition)
 
 
 def parse_where(terms: list[str]) -> dict[str, str]:

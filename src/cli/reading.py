@@ -79,8 +79,8 @@ def cmd_lookup(cfg: Config, args: argparse.Namespace) -> int:
 
     if args.table not in cfg.tables():
         raise ConfigError(f"unknown table {args.table!r}; tables: {', '.join(cfg.tables())}")
-    columns, rows = lookup(cfg.lake, args.table, parse_where(args.where), args.limit + 1)
-    print_records(columns, rows, args.limit, args.json)
+    rows = lookup(cfg.lake, args.table, parse_where(args.where), args.limit + 1)
+    print_records(rows.column_names, rows.to_pylist(), args.limit, args.json)
     return 0
 
 

@@ -186,10 +186,10 @@ def print_routes(cfg: Config, examples: int = 3) -> None:
     for r in routes:
         if r.mode == "merge":
             try:
-                _, rows = lookup(cfg.lake, r.table)
+                rows = lookup(cfg.lake, r.table).num_rows
             except ConfigError:
                 continue
-            print(f"{r.table}: latest row of {len(rows):,} {'/'.join(r.keys)} values (kappalake lookup {r.table} "
+            print(f"{r.table}: latest row of {rows:,} {'/'.join(r.keys)} values (kappalake lookup {r.table} "
                   f"{r.keys[0]}=...)")
 
 

@@ -85,7 +85,7 @@ def test_the_latest_offer_per_user_is_looked_up_without_spark(spark, offers_lake
     user = latest.first().user_id
     lookup(cfg.lake, "serving.latest_offers", {"user_id": "u0"})  # delta-rs and pyarrow imported once
     started = time.monotonic()
-    columns, rows = lookup(cfg.lake, "serving.latest_offers", {"user_id": user})
+    found = lookup(cfg.lake, "serving.latest_offers", {"user_id": user})
     took = time.monotonic() - started
-    assert [r["user_id"] for r in rows] == [user] and "offered_plans" in columns
+    assert [r["user_id"] for r in found.to_pylist()] == [user] and "offered_plans" in found.column_names
     assert took < 1.0, took
