@@ -19,7 +19,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from kappalake.bench.feed import PacedProducer, Pool, build_pool, paced, preload
-from kappalake.bench.probes import MemorySampler, driver_jvm_pid, fifths, growth, percentiles
+from kappalake.bench.probes import MemorySampler, driver_jvm_pid, growth, percentiles
+from kappalake.bench.visibility import batch_trend, visible_latency
 from kappalake.config import Config, TriggerConf, derive
 from kappalake.ingest import contracts
 from kappalake.ingest.kafka_clients import python_client_kwargs, spark_kafka_options
@@ -141,8 +142,9 @@ def full(ctx: Context) -> dict:
     write_reference_tables(ctx.spark, cfg)
     seconds, per = _run(ctx, cfg, ["bronze_clickstream", "silver_clickstream", *GOLD_CLICKSTREAM])
     silver, quarantined = _count(ctx.spark, cfg, "silver.clickstream"), _count(ctx.spark, cfg, "quarantine.clickstream")
+    sv = per["silver_clickstream"]
     return {"events": ctx.events, "seconds": round(seconds, 3), "events_per_s": rows_per_s(ctx.events, seconds),
-            "silver": silver, "quarantine": quarantined, "silver_plus_quarantine": silver + quarantined, "pipelines": per,
+            "silver_rows_per_s": rows_per_s(sv["rows"], sv["seconds"]), "silver": silver, "quarantine": quarantined, "silver_plus_quarantine": silver + quarantined, "pipelines": per,
             "stage_seconds": {"bronze": per["bronze_clickstream"]["seconds"], "silver": per["silver_clickstream"]["seconds"],
                               "gold": max(per[n]["seconds"] for n in GOLD_CLICKSTREAM)}}
 
@@ -180,11 +182,12 @@ def _count(spark: SparkSession, cfg: Config, table: str) -> int:
 # -- 4, 5: sustained feeds -------------------------------------------------------------------------
 
 def sustained(ctx: Context, stage: str, rate: int, seconds: float, names: list[str], trigger: str | None,
-              warmup_s: float, sample_s: float = 5.0) -> dict:
+              warmup_s: float, sample_s: float = 5.0, visible_in: str = "silver.clickstream") -> dict:
     """Feed ``rate`` clickstream events/s for ``seconds`` into a fresh topic while ``names`` stream
-    (processing-time triggers); then produce-to-silver latency from silver's change feed
-    (commit time of the version that added each row minus its Kafka timestamp and its
-    ``sent_at``), process memory, state size and batch durations over the run."""
+    (processing-time triggers); then produce-to-visible latency in ``visible_in`` from its change
+    feed (commit time of the version that added each row minus its Kafka timestamp and its
+    ``sent_at``) and, when that is not bronze, bronze's (the first hop's), process memory, state
+    size and batch durations over the run."""
     topic = f"bench_{stage}_{int(time.time())}"
     triggers = {f"pipelines.{n}.trigger": {"processing_time": trigger} for n in names if trigger}
     cfg = ctx.stage_cfg(stage, **{"topics.clickstream.name": topic,
@@ -231,10 +234,13 @@ def sustained(ctx: Context, stage: str, rate: int, seconds: float, names: list[s
     return {
         "rate_target": rate, "seconds": seconds, "trigger": trigger or "as configured", "warmup_excluded_s": warmup_s,
         "events_fed": fed, "fed_events_per_s": rows_per_s(fed, seconds), "drain_s": drain,
-        "latency_ms": _silver_latency(spark, cfg, measured_from),
+        "latency_ms": visible_latency(spark, cfg.lake.table_path(visible_in), measured_from,
+                                      sent=visible_in != "bronze.clickstream"),
+        **({"bronze_latency_ms": visible_latency(spark, cfg.lake.table_path("bronze.clickstream"), measured_from, sent=False)}
+           if visible_in != "bronze.clickstream" else {}),
         "memory": {k: growth(sampler.samples, k, warmup_s) for k in ("driver_jvm_rss_mib", "driver_python_rss_mib",
                                                                      "broker_rss_mib", "state_rows", "state_mib")},
-        "batches": {n: _batch_trend(q, warmup_s) for n, q in queries.items()},
+        "batches": {n: batch_trend(q, warmup_s) for n, q in queries.items()},
         "samples": sampler.samples,
     }
 
@@ -289,44 +295,6 @@ def _settle(queries: list, quiet_s: float, cap_s: float) -> None:
         if any(q.status["isDataAvailable"] or q.status["isTriggerActive"] for q in queries):
             quiet_since = time.monotonic()
         time.sleep(0.5)
-
-
-def _silver_latency(spark: SparkSession, cfg: Config, from_ms: int) -> dict:
-    cdf = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 0)
-           .load(cfg.lake.table_path("silver.clickstream")).filter("_change_type = 'insert'"))
-    commit = F.unix_millis("_commit_timestamp")
-    rows = cdf.filter(F.unix_millis("kafka_timestamp") >= from_ms).select(
-        (commit - F.unix_millis("kafka_timestamp")).alias("from_kafka"),
-        (commit - F.unix_millis("sent_at")).alias("from_sent"),
-        (F.unix_millis("kafka_timestamp") / 10000).cast("long").alias("bucket"))
-    out = {}
-    for col in ("from_kafka", "from_sent"):
-        r = rows.agg(F.percentile_approx(col, F.array(F.lit(0.5), F.lit(0.95), F.lit(0.99)), 10000).alias("p"),
-                     F.count(col).alias("n"), F.max(col).alias("max"), F.avg(col).alias("mean")).first()
-        p = r["p"] or [None] * 3
-        out[col] = {"p50": p[0], "p95": p[1], "p99": p[2], "max": r["max"], "count": r["n"],
-                    "mean": round(r["mean"], 1) if r["mean"] is not None else None}
-    per10s = (rows.groupBy("bucket").agg(F.percentile_approx("from_kafka", F.lit(0.95), 1000).alias("p95"),
-                                         F.count("*").alias("n")).orderBy("bucket").collect())
-    out["p95_per_10s"] = [r["p95"] for r in per10s]
-    return out
-
-
-def _batch_trend(query, warmup_s: float) -> dict:
-    """Batch durations (triggerExecution, batches with input) after warm-up: first fifth vs last fifth."""
-    prog = [p for p in query.recentProgress if p.get("numInputRows", 0) > 0]
-    if not prog:
-        return {"batches": 0}
-    t0 = parse_ms(prog[0]["timestamp"])
-    durs = [p["durationMs"].get("triggerExecution", 0) for p in prog if parse_ms(p["timestamp"]) - t0 >= warmup_s * 1000]
-    rows = [p["numInputRows"] for p in prog]
-    out = {"batches": len(prog), "rows_per_batch_mean": round(sum(rows) / len(rows), 1)}
-    if len(durs) >= 5:
-        first, last = fifths(durs)
-        out |= {"duration_ms_first": round(first), "duration_ms_last": round(last),
-                "duration_growth": round(last / first - 1, 3) if first else None,
-                "duration_ms": percentiles(durs)}
-    return out
 
 
 # -- 4b: alert paths -----------------------------------------------------------------------------

@@ -22,15 +22,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     mt.add_argument("--dry-run", action="store_true", help="say what would be done, change nothing")
     mt.set_defaults(run=cmd_maintain)
 
-    bn = sub.add_parser("bench", help="benchmark: limit, passthrough, full pipeline, latency, alert paths, sign-up -> offer, soak, "
-                                      "quality cost; prints a table and writes a JSON result")
+    bn = sub.add_parser("bench", help="benchmark: limit, passthrough, full pipeline, bare-Spark floor, latency, one-hop latency, alert "
+                                      "paths, sign-up -> offer, soak, quality cost; prints a table and writes a JSON result")
     bn.add_argument("--quick", action="store_true", help="everything small (~4 min): checks the harness, not the machine")
-    bn.add_argument("--only", action="append", choices=["preload", "limit", "passthrough", "full", "quality", "latency",
-                                                        "alerts", "offers", "soak"],
-                    help="run only this stage (repeatable; the throughput stages preload the topic first, quality runs full first)")
+    bn.add_argument("--only", action="append", choices=["preload", "limit", "passthrough", "full", "floor", "quality",
+                                                        "latency", "hop", "alerts", "offers", "soak"],
+                    help="run only this stage (repeatable; the throughput stages preload the topic first, floor and quality run full first)")
     bn.add_argument("--events", type=int, help="clickstream events preloaded for the throughput stages (default 2,000,000)")
     bn.add_argument("--latency-rate", type=int, help="events/s of the latency run (default 10,000)")
     bn.add_argument("--latency-seconds", type=float, help="length of the latency run (default 120)")
+    bn.add_argument("--hop-seconds", type=float, help="length of the one-hop run, bronze alone at the latency rate (default 60)")
     bn.add_argument("--offer-rate", type=int, help="sign-ups/s of the offers run (default 100)")
     bn.add_argument("--offer-seconds", type=float, help="length of the offers run (default 60)")
     bn.add_argument("--soak-rate", type=int, help="events/s of the soak (default 1,000)")
@@ -101,7 +102,7 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
         cfg = cfg.model_copy(update={"spark": cfg.spark.model_copy(update={"master": args.master})})
     plan = Plan.quick() if args.quick else Plan()
     for arg, attr in (("events", "events"), ("latency_rate", "latency_rate"), ("latency_seconds", "latency_s"),
-                      ("offer_rate", "offer_rate"), ("offer_seconds", "offer_s"), ("soak_rate", "soak_rate"),
+                      ("hop_seconds", "hop_s"), ("offer_rate", "offer_rate"), ("offer_seconds", "offer_s"), ("soak_rate", "soak_rate"),
                       ("soak_seconds", "soak_s")):
         if getattr(args, arg) is not None:
             setattr(plan, attr, getattr(args, arg))

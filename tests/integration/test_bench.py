@@ -23,7 +23,7 @@ from tests.conftest import CONF_DIR, REPO, as_yaml
 # suite's two task slots drain them in seconds. The latency run lasts 8 s: its first 2 s are
 # warm-up, and on a loaded machine the feed's first batch also carries the rows of its start-up
 # (a 6 s run measured 199 of 400 fed rows, one short of the half the test asks for).
-TINY = Plan(events=1_000, pool=500, latency_rate=100, latency_s=8, alert_rate=100, alert_s=6, offer_rate=20, offer_s=4,
+TINY = Plan(events=1_000, pool=500, latency_rate=100, latency_s=8, hop_s=8, alert_rate=100, alert_s=6, offer_rate=20, offer_s=4,
             soak_rate=100, soak_s=12, warmup_s=2)
 
 
@@ -36,8 +36,8 @@ def test_bench_measures_every_stage(spark, broker_conf, tmp_path):
     r = json.loads(out.read_text())
     assert r["summary"] == returned["summary"] and "full_events_per_s" in render(returned)
     s = r["stages"]
-    assert r["errors"] == {} and set(s) == {"preload", "limit", "passthrough", "full", "quality", "latency", "alerts", "offers",
-                                       "soak"}
+    assert r["errors"] == {} and set(s) == {"preload", "limit", "passthrough", "full", "floor", "quality", "latency", "hop",
+                                       "alerts", "offers", "soak"}
     events = r["plan"]["events"]
 
     # Throughput: every preloaded event read by each stage, rates from real time.
@@ -53,6 +53,12 @@ def test_bench_measures_every_stage(spark, broker_conf, tmp_path):
         sec = s[stage]["seconds"]
         assert events / (sec + 0.0005) - 0.05 <= s[stage]["rows_per_s"] <= events / (sec - 0.0005) + 0.05, s[stage]
     assert s["quality"]["with_expectations"]["rows"] == s["quality"]["without_expectations"]["rows"] == events
+    assert s["full"]["silver_rows_per_s"] > 0
+    # The bare-Spark floor read all of bronze; deduplicating on the event id dropped the pool's resends
+    # (and every row without one but the first: it has no quarantine).
+    fl = s["floor"]
+    assert fl["from_json"]["rows"] == fl["dedup"]["rows"] == fl["from_json"]["rows_written"] == events
+    assert 0.9 * events < fl["dedup"]["rows_written"] < events
 
     # Latency: measured on the rows the feed sent after warm-up, from the change feed's commit times.
     lat = s["latency"]
@@ -60,6 +66,10 @@ def test_bench_measures_every_stage(spark, broker_conf, tmp_path):
     k = lat["latency_ms"]["from_kafka"]
     assert k["count"] > 0.5 * lat["events_fed"] and 0 < k["p50"] <= k["p95"] <= k["p99"] <= k["max"]
     assert lat["drain_s"] is not None
+    b = lat["bronze_latency_ms"]["from_kafka"]  # the first hop: bronze was visible before silver
+    assert b["count"] >= k["count"] and 0 < b["p50"] <= k["p50"]
+    hop = s["hop"]  # bronze alone
+    assert hop["latency_ms"]["from_kafka"]["count"] > 0.5 * hop["events_fed"] and "bronze_latency_ms" not in hop
 
     # Alert paths: hot readings were flagged by the continuous query, each flag timed.
     al = s["alerts"]
@@ -80,6 +90,8 @@ def test_bench_measures_every_stage(spark, broker_conf, tmp_path):
     # The summary judges each target from those figures, and the table names them.
     t = r["summary"]["targets"]
     assert t["full_events_per_s"]["measured"] == s["full"]["events_per_s"]
+    assert t["silver_vs_limit"]["measured"] == round(s["full"]["silver_rows_per_s"] / s["limit"]["rows_per_s"], 3)
+    assert r["summary"]["figures"]["hop_alone_p95_ms"] == hop["latency_ms"]["from_kafka"]["p95"]
     assert all(v["met"] in (True, False) for v in t.values())
     assert r["machine"]["cores"] and r["machine"]["versions"]["pyspark"]
 

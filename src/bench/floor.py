@@ -1,0 +1,55 @@
+"""The benchmark's floor stage: what bare Spark Structured Streaming does with silver's input.
+
+The full stage's bronze table, read as silver reads it (a Delta stream, silver's
+``max_bytes_per_trigger``), goes through ``from_json`` with the contract's schema into a Delta
+table, availableNow; then the same with ``dropDuplicatesWithinWatermark`` on the event id (the
+least any deduplicating silver does). No contract checks, quarantine, expectations, pseudonyms
+or enrichment: these are the rates a hand-written job reaches on this machine, in the same run
+as the limit and silver, so silver's cost can be read against them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import Any
+
+from pyspark.sql import functions as F
+
+from kappalake.config import derive
+from kappalake.ingest import contracts
+
+COORDINATES = ["topic", "partition", "offset", "kafka_timestamp"]
+
+
+def floor(ctx: Any) -> dict:
+    """Rows/s of the two bare streams over the full stage's bronze (``from_json``; ``dedup``)."""
+    from kappalake.bench.stages import rows_per_s
+    cfg = derive(ctx.cfg, {"lake.root": str(ctx.workspace / "full" / "lake"), "monitoring.json_log": None})
+    bronze = cfg.lake.table_path("bronze.clickstream")
+    batch_bytes = cfg.pipelines["silver_clickstream"].source.max_bytes_per_trigger
+    schema = contracts.spark_schema("clickstream")
+    root = ctx.workspace / "floor"
+    shutil.rmtree(root, ignore_errors=True)
+    out: dict[str, Any] = {"source": "bronze.clickstream of the full stage", "max_bytes_per_trigger": batch_bytes}
+    for label, dedup in (("from_json", False), ("dedup", True)):
+        reader = ctx.spark.readStream.format("delta")
+        if batch_bytes:
+            reader = reader.option("maxBytesPerTrigger", batch_bytes)
+        events = (reader.load(bronze)
+                  .select(*COORDINATES, F.from_json(F.col("value").cast("string"), schema).alias("e"))
+                  .select(*COORDINATES, "e.*"))
+        if dedup:
+            events = events.withWatermark("kafka_timestamp", "10 minutes").dropDuplicatesWithinWatermark(["event_id"])
+        target = str(root / label)
+        start = time.perf_counter()
+        query = (events.writeStream.format("delta").option("checkpointLocation", str(root / f"{label}_checkpoint"))
+                 .trigger(availableNow=True).queryName(f"bench_floor_{label}").start(target))
+        query.awaitTermination()
+        seconds = time.perf_counter() - start
+        if query.exception() is not None:
+            raise RuntimeError(f"floor stream {label} failed: {str(query.exception())[:2000]}")
+        rows = sum(p.get("numInputRows", 0) for p in query.recentProgress)
+        out[label] = {"rows": rows, "rows_written": ctx.spark.read.format("delta").load(target).count(),
+                      "seconds": round(seconds, 3), "rows_per_s": rows_per_s(rows, seconds)}
+    return out
