@@ -26,7 +26,7 @@ from generators.common import GenerationError  # noqa: E402
 from generators.configuration import (config_profiles, config_reference, lake_tables,  # noqa: E402
                                       shipped_pipelines)
 from generators.errors import environment_failures, error_messages  # noqa: E402
-from generators.figures import bench_targets, chaos_run, silver_profile  # noqa: E402
+from generators.figures import bench_partial, bench_targets, chaos_run, silver_profile  # noqa: E402
 
 MARKER = re.compile(r"<!-- generated: ([\w-]+) -->")
 
@@ -68,6 +68,7 @@ GENERATORS = {
     "errors": error_messages,
     "environment-failures": environment_failures,
     "bench-targets": bench_targets,
+    "bench-partial": bench_partial,
     "chaos-run": chaos_run,
     "silver-profile": silver_profile,
 }

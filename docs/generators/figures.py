@@ -1,4 +1,4 @@
-"""Figures from bench/results: the benchmark's targets, the latest chaos run, silver's profile."""
+"""Figures from bench/results: the benchmark's targets, the latest partial run, the latest chaos run, silver's profile."""
 
 from __future__ import annotations
 
@@ -23,6 +23,25 @@ def bench_targets() -> str:
     head = (f"From `bench/results/kappalake-bench.json` ({d['started'][:10]}, commit {m.get('kappalake_commit')}, "
             f"{m['cores']} cores {m['cpu']}, {m['memory_gib']} GiB, Spark {m.get('spark')} {m.get('spark_master')}):")
     return head + "\n\n" + table(["figure", "target", "measured", ""], rows)
+
+
+def bench_partial() -> str:
+    """Every figure of the latest partial run (``--only`` some stages), with its target where it has one."""
+    d = _result("kappalake-bench-partial.json")
+    m = d["machine"]
+    targets = d["summary"]["targets"]
+    rows = []
+    for k, v in d["summary"]["figures"].items():
+        if v is None:
+            continue
+        t = targets.get(k)
+        shown = f"{v:,.3f}" if isinstance(v, float) and abs(v) < 10 else f"{v:,.0f}"
+        rows.append([code(k), shown, "" if t is None else f"{t['target']}: {'met' if t['met'] else '**not met**'}"])
+    head = (f"From `bench/results/kappalake-bench-partial.json` ({d['started'][:10]}, commit {m.get('kappalake_commit')}, "
+            f"{m['cores']} cores {m['cpu']}, Spark {m.get('spark')} {m.get('spark_master')}; stages "
+            f"{', '.join(d['stages'])}; {d['plan']['events']:,} events, {d['plan']['latency_rate']:,} events/s for the "
+            f"latency ({d['plan']['latency_s']:g} s) and hop ({d['plan'].get('hop_s', 0):g} s) runs):")
+    return head + "\n\n" + table(["figure", "measured", "target"], rows)
 
 
 def chaos_run() -> str:

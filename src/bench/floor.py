@@ -1,11 +1,16 @@
-"""The benchmark's floor stage: what bare Spark Structured Streaming does with silver's input.
+"""The benchmark's floor stages: what bare Spark Structured Streaming does on this machine.
 
+``floor``: silver's input, bare.
 The full stage's bronze table, read as silver reads it (a Delta stream, silver's
 ``max_bytes_per_trigger``), goes through ``from_json`` with the contract's schema into a Delta
 table, availableNow; then the same with ``dropDuplicatesWithinWatermark`` on the event id (the
 least any deduplicating silver does). No contract checks, quarantine, expectations, pseudonyms
 or enrichment: these are the rates a hand-written job reaches on this machine, in the same run
 as the limit and silver, so silver's cost can be read against them.
+
+``hop``: :func:`kafka_to_delta` is the least a lake seconds behind Kafka needs, Spark's Kafka
+source straight into a Delta table (no transform, Delta's default table properties), run by
+the sustained-feed harness at the latency stage's rate and trigger: the delay of one hop.
 """
 
 from __future__ import annotations
@@ -16,8 +21,11 @@ from typing import Any
 
 from pyspark.sql import functions as F
 
-from kappalake.config import derive
+from pyspark.sql import SparkSession
+
+from kappalake.config import Config, derive
 from kappalake.ingest import contracts
+from kappalake.ingest.kafka_clients import spark_source_options
 
 COORDINATES = ["topic", "partition", "offset", "kafka_timestamp"]
 
@@ -53,3 +61,19 @@ def floor(ctx: Any) -> dict:
         out[label] = {"rows": rows, "rows_written": ctx.spark.read.format("delta").load(target).count(),
                       "seconds": round(seconds, 3), "rows_per_s": rows_per_s(rows, seconds)}
     return out
+
+
+def kafka_to_delta(spark: SparkSession, cfg: Config, pipeline: str) -> Any:
+    """Spark's Kafka source as ``pipeline`` reads it, straight into the path of its sink table
+    (created with only the change feed on, to time the rows), under ``cfg``'s trigger of it."""
+    from delta.tables import DeltaTable
+    spec = cfg.pipeline(pipeline)
+    path = spec.sink_path
+    rows = (spark.readStream.format("kafka").options(**spark_source_options(spec.kafka, spec.source_topic, spec.source))
+            .load().select("key", "value", "topic", "partition", "offset", F.col("timestamp").alias("kafka_timestamp")))
+    (DeltaTable.createIfNotExists(spark).location(path).addColumns(rows.schema)
+     .property("delta.enableChangeDataFeed", "true").execute())
+    writer = rows.writeStream.format("delta").option("checkpointLocation", f"{path}_checkpoint").queryName(f"bench_bare_{pipeline}")
+    if spec.conf.trigger.processing_time:
+        writer = writer.trigger(processingTime=spec.conf.trigger.processing_time)
+    return writer.start(path)

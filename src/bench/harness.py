@@ -18,7 +18,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from kappalake.bench import stages
-from kappalake.bench.floor import floor
+from kappalake.bench.floor import floor, kafka_to_delta
 from kappalake.bench.offers import offer_latency
 from kappalake.bench.probes import machine_info
 from kappalake.config import Config
@@ -137,7 +137,7 @@ def _stage(ctx: stages.Context, plan: Plan, name: str) -> dict:
                                 plan.trigger, plan.warmup_s)
     if name == "hop":
         return stages.sustained(ctx, "hop", plan.latency_rate, plan.hop_s, ["bronze_clickstream"], plan.trigger, plan.warmup_s,
-                                visible_in="bronze.clickstream")
+                                visible_in="bronze.clickstream", start=kafka_to_delta)
     if name == "alerts":
         return stages.alert_paths(ctx, plan.alert_rate, plan.alert_s, plan.warmup_s, plan.trigger)
     if name == "offers":

@@ -12,6 +12,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -182,12 +183,14 @@ def _count(spark: SparkSession, cfg: Config, table: str) -> int:
 # -- 4, 5: sustained feeds -------------------------------------------------------------------------
 
 def sustained(ctx: Context, stage: str, rate: int, seconds: float, names: list[str], trigger: str | None,
-              warmup_s: float, sample_s: float = 5.0, visible_in: str = "silver.clickstream") -> dict:
+              warmup_s: float, sample_s: float = 5.0, visible_in: str = "silver.clickstream",
+              start: Callable[[SparkSession, Config, str], Any] | None = None) -> dict:
     """Feed ``rate`` clickstream events/s for ``seconds`` into a fresh topic while ``names`` stream
     (processing-time triggers); then produce-to-visible latency in ``visible_in`` from its change
     feed (commit time of the version that added each row minus its Kafka timestamp and its
     ``sent_at``) and, when that is not bronze, bronze's (the first hop's), process memory, state
-    size and batch durations over the run."""
+    size and batch durations over the run. ``start`` starts a query in place of the pipeline
+    ``names[i]`` (a bare Spark stream)."""
     topic = f"bench_{stage}_{int(time.time())}"
     triggers = {f"pipelines.{n}.trigger": {"processing_time": trigger} for n in names if trigger}
     cfg = ctx.stage_cfg(stage, **{"topics.clickstream.name": topic,
@@ -207,7 +210,7 @@ def sustained(ctx: Context, stage: str, rate: int, seconds: float, names: list[s
                                 "state_mib": lambda: round(_state(queries, "memoryUsedBytes") / 2**20, 1)})
     try:
         for n in names:
-            queries[n] = start_pipeline(spark, cfg.pipeline(n), None, closers)
+            queries[n] = start(spark, cfg, n) if start else start_pipeline(spark, cfg.pipeline(n), None, closers)
         feed = paced(spark, cfg, "clickstream", pool, rate, str(ctx.workspace / stage / "feed-checkpoint"))
         # The clock starts with the feed's first batch: on a busy machine its start-up took half
         # of a 6 s run, and the run fed half its rate.

@@ -68,7 +68,7 @@ def test_bench_measures_every_stage(spark, broker_conf, tmp_path):
     assert lat["drain_s"] is not None
     b = lat["bronze_latency_ms"]["from_kafka"]  # the first hop: bronze was visible before silver
     assert b["count"] >= k["count"] and 0 < b["p50"] <= k["p50"]
-    hop = s["hop"]  # bronze alone
+    hop = s["hop"]  # a bare Kafka -> Delta stream alone
     assert hop["latency_ms"]["from_kafka"]["count"] > 0.5 * hop["events_fed"] and "bronze_latency_ms" not in hop
 
     # Alert paths: hot readings were flagged by the continuous query, each flag timed.
