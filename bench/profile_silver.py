@@ -1,6 +1,6 @@
 """Where silver's time goes: each phase of its micro-batch, and the Spark stages under each.
 
-    .venv/bin/python bench/profile_silver.py [--events 400000] [--batch-bytes 32m]
+    .venv/bin/python bench/profile_silver.py [--events 400000] [--batch-bytes 32m] [--ladder]
 
 Writes simulated clickstream into a bronze Delta table (no broker needed), warms up on a small
 run, then runs the real ``silver_clickstream`` pipeline (availableNow) with every phase of
@@ -10,6 +10,12 @@ kept rows' Delta write, the quarantine append and the metrics append, each also 
 own), and Spark's own split of each micro-batch (``durationMs``). Each phase's Spark jobs carry a description, so the stage
 times (executor run, CPU, GC) are summed per phase from Spark's status REST API. Prints a
 table and writes bench/results/profile_silver.json.
+
+``--ladder`` then streams the same bronze table again, availableNow into a Delta table, through
+growing prefixes of silver's transform chain: bare ``from_json`` with the contract's schema,
+``parse_events``, + normalise, ..., + dedup (without the batch writer: no settle, gate,
+quarantine or metrics), and finally silver itself once more; the rows/s of each rung show what
+each step adds to the cost, all in one JVM and one run.
 """
 
 from __future__ import annotations
@@ -31,7 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from quality_cost import run_silver, write_bronze  # noqa: E402
 
+from pyspark.sql import functions as F  # noqa: E402
+
 from kappalake.config import load_config  # noqa: E402
+from kappalake.ingest import contracts  # noqa: E402
+from kappalake.pipelines.compose import apply_transforms, read_source  # noqa: E402
+from kappalake.pipelines.plan import transform_specs  # noqa: E402
 from kappalake.pipelines import batches  # noqa: E402
 from kappalake.pipelines.reference import write_reference_tables  # noqa: E402
 from kappalake.quality.gate import QualityGate  # noqa: E402
@@ -80,6 +91,33 @@ def instrument(ph: Phases) -> None:
     ph.wrap(batches, "write_metrics", "write_metrics")
 
 
+def ladder(spark, cfg, root: Path, events: int) -> list[dict]:
+    """Rows/s of silver's source streamed into Delta through each prefix of its transforms."""
+    spec = cfg.pipeline("silver_clickstream")
+    steps = list(transform_specs(spec))
+    schema = contracts.spark_schema("clickstream")
+    coords = ["topic", "partition", "offset", "kafka_timestamp"]
+    rungs = [("bare from_json", None)] + [(" + ".join(t.name for t in steps[:k]), k) for k in range(1, len(steps) + 1)]
+    out = []
+    for i, (label, k) in enumerate(rungs):
+        src = read_source(spark, spec)
+        if k is None:
+            df = src.select(*coords, F.from_json(F.col("value").cast("string"), schema).alias("e")).select(*coords, "e.*")
+        else:
+            df = apply_transforms(spark, spec, src, steps[:k])
+        start = time.perf_counter()
+        (df.writeStream.format("delta").option("checkpointLocation", str(root / f"ladder_{i}_checkpoint"))
+         .trigger(availableNow=True).start(str(root / f"ladder_{i}")).awaitTermination())
+        seconds = time.perf_counter() - start
+        out.append({"rung": label, "seconds": round(seconds, 2), "rows_per_s": round(events / seconds, 1)})
+        print(f"  {label:90} {seconds:6.1f} s {events / seconds:>10,.0f} rows/s", flush=True)
+    seconds, report = run_silver(spark, cfg, root)
+    out.append({"rung": "silver (the pipeline: + settle, gate, quarantine, metrics)", "seconds": round(seconds, 2),
+                "rows_per_s": round(report.input_rows / seconds, 1)})
+    print(f"  {out[-1]['rung']:90} {seconds:6.1f} s {report.input_rows / seconds:>10,.0f} rows/s")
+    return out
+
+
 def stage_times(spark) -> dict[str, dict[str, float]]:
     """Executor run/CPU/GC seconds and task counts of the completed stages, per job description."""
     base = f"{spark.sparkContext.uiWebUrl}/api/v1/applications/{spark.sparkContext.applicationId}"
@@ -108,6 +146,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=400_000)
     ap.add_argument("--batch-bytes", default=None, help="silver's source.max_bytes_per_trigger (default: the config's)")
+    ap.add_argument("--ladder", action="store_true", help="then each prefix of the transform chain, streamed alone")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="further config overrides")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="kappalake-profile-"))
@@ -169,6 +208,9 @@ def main() -> int:
                   "batches": batches, "seconds": round(seconds, 2), "rows_per_s": round(rows / seconds, 1),
                   "overrides": {k: v for k, v in overrides.items() if not k.startswith("lake.")},
                   "phase_seconds": phases, "write_seconds": writes, "progress_seconds": spark_split, "stages_by_phase": stages}
+        if args.ladder:
+            print("\nladder (availableNow into Delta, the same bronze):")
+            result["ladder"] = ladder(spark, cfg, root, args.events)
         OUT.parent.mkdir(exist_ok=True)
         OUT.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {OUT}")

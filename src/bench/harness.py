@@ -170,6 +170,7 @@ def summarize(result: dict) -> dict:
         "bronze_beside_silver_p95_ms": g("latency", "bronze_latency_ms", "from_kafka", "p95"),
         "hop_alone_p50_ms": g("hop", "latency_ms", "from_kafka", "p50"),
         "hop_alone_p95_ms": g("hop", "latency_ms", "from_kafka", "p95"),
+        "hop_alone_p99_ms": g("hop", "latency_ms", "from_kafka", "p99"),
         "continuous_alert_p50_ms": g("alerts", "continuous_ms", "p50"),
         "continuous_alert_p99_ms": g("alerts", "continuous_ms", "p99"),
         "micro_batch_alert_p50_ms": g("alerts", "micro_batch_ms", "p50"),
