@@ -71,4 +71,19 @@ def silver_profile() -> str:
     rows = [[phase.replace("_", " "), f"{s:.1f}", f"{s / total:.0%}"] for phase, s in d["phase_seconds"].items()]
     return (f"From `bench/results/profile_silver.json` ({d['when'][:10]}, {d['cpus']} cores, {d['spark_master']}): "
             f"{d['events']:,} events in {d['batches']} batches, {d['seconds']:.1f} s, "
-            f"**{d['rows_per_s']:,.0f} rows/s**.\n\n" + table(["phase", "wall s", "share"], rows))
+            f"**{d['rows_per_s']:,.0f} rows/s**.\n\n" + table(["phase", "wall s", "share"], rows) + _ladder(d))
+
+
+def _ladder(d: dict[str, Any]) -> str:
+    """The ``--ladder`` rungs of the same run, each with what it added to the one before."""
+    rungs = d.get("ladder")
+    if not rungs:
+        return ""
+    rows, before = [], None
+    for r in rungs:
+        added = "" if before is None else f"{r['seconds'] - before:+.1f}"
+        rows.append([r["rung"], f"{r['seconds']:.1f}", added, f"{r['rows_per_s']:,.0f}"])
+        before = r["seconds"]
+    return ("\n\nThen `--ladder` in the same JVM: the same bronze streamed availableNow into a Delta table through "
+            "each prefix of silver's transform chain, and silver once more (warm):\n\n"
+            + table(["streamed", "s", "added", "rows/s"], rows))
