@@ -208,10 +208,11 @@ def main() -> int:
                   "batches": batches, "seconds": round(seconds, 2), "rows_per_s": round(rows / seconds, 1),
                   "overrides": {k: v for k, v in overrides.items() if not k.startswith("lake.")},
                   "phase_seconds": phases, "write_seconds": writes, "progress_seconds": spark_split, "stages_by_phase": stages}
+        OUT.parent.mkdir(exist_ok=True)
         if args.ladder:
+            OUT.write_text(json.dumps(result, indent=2) + "\n")  # the profile kept should a rung fail
             print("\nladder (availableNow into Delta, the same bronze):")
             result["ladder"] = ladder(spark, cfg, root, args.events)
-        OUT.parent.mkdir(exist_ok=True)
         OUT.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {OUT}")
     finally:

@@ -34,7 +34,7 @@ class Plan:
     pool: int = 50_000
     latency_rate: int = 10_000
     latency_s: float = 120.0
-    hop_s: float = 60.0  # bronze alone at latency_rate: the one-hop floor
+    hop_s: float = 60.0  # a bare Kafka -> Delta stream alone at latency_rate: the one-hop floor
     alert_rate: int = 1_000
     alert_s: float = 120.0
     offer_rate: int = 100  # sign-ups/s: a busy provider's evening, not a firehose

@@ -145,7 +145,8 @@ def full(ctx: Context) -> dict:
     silver, quarantined = _count(ctx.spark, cfg, "silver.clickstream"), _count(ctx.spark, cfg, "quarantine.clickstream")
     sv = per["silver_clickstream"]
     return {"events": ctx.events, "seconds": round(seconds, 3), "events_per_s": rows_per_s(ctx.events, seconds),
-            "silver_rows_per_s": rows_per_s(sv["rows"], sv["seconds"]), "silver": silver, "quarantine": quarantined, "silver_plus_quarantine": silver + quarantined, "pipelines": per,
+            "silver_rows_per_s": rows_per_s(sv["rows"], sv["seconds"]), "silver": silver, "quarantine": quarantined,
+            "silver_plus_quarantine": silver + quarantined, "pipelines": per,
             "stage_seconds": {"bronze": per["bronze_clickstream"]["seconds"], "silver": per["silver_clickstream"]["seconds"],
                               "gold": max(per[n]["seconds"] for n in GOLD_CLICKSTREAM)}}
 
@@ -227,7 +228,7 @@ def sustained(ctx: Context, stage: str, rate: int, seconds: float, names: list[s
             time.sleep(1)
         feed.stop()
         fed = sum(end_offsets(cfg.kafka_settings, topic).values())
-        say(f"{fed:,} events fed; waiting for silver to hold them all")
+        say(f"{fed:,} events fed; waiting for {visible_in} to hold them all")
         drain = _drain(spark, cfg, fed, queries, deadline_s=max(60.0, seconds))
     finally:
         if sampler.is_alive():
@@ -243,7 +244,7 @@ def sustained(ctx: Context, stage: str, rate: int, seconds: float, names: list[s
            if visible_in != "bronze.clickstream" else {}),
         "memory": {k: growth(sampler.samples, k, warmup_s) for k in ("driver_jvm_rss_mib", "driver_python_rss_mib",
                                                                      "broker_rss_mib", "state_rows", "state_mib")},
-        "batches": {n: batch_trend(q, warmup_s) for n, q in queries.items()},
+        "batches": {q.name or n: batch_trend(q, warmup_s) for n, q in queries.items()},
         "samples": sampler.samples,
     }
 

@@ -31,7 +31,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     bn.add_argument("--events", type=int, help="clickstream events preloaded for the throughput stages (default 2,000,000)")
     bn.add_argument("--latency-rate", type=int, help="events/s of the latency run (default 10,000)")
     bn.add_argument("--latency-seconds", type=float, help="length of the latency run (default 120)")
-    bn.add_argument("--hop-seconds", type=float, help="length of the one-hop run, bronze alone at the latency rate (default 60)")
+    bn.add_argument("--hop-seconds", type=float, help="length of the one-hop run: a bare Spark Kafka -> Delta stream alone, at the latency rate (default 60)")
     bn.add_argument("--offer-rate", type=int, help="sign-ups/s of the offers run (default 100)")
     bn.add_argument("--offer-seconds", type=float, help="length of the offers run (default 60)")
     bn.add_argument("--soak-rate", type=int, help="events/s of the soak (default 1,000)")

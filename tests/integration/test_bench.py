@@ -53,7 +53,8 @@ def test_bench_measures_every_stage(spark, broker_conf, tmp_path):
         sec = s[stage]["seconds"]
         assert events / (sec + 0.0005) - 0.05 <= s[stage]["rows_per_s"] <= events / (sec - 0.0005) + 0.05, s[stage]
     assert s["quality"]["with_expectations"]["rows"] == s["quality"]["without_expectations"]["rows"] == events
-    assert s["full"]["silver_rows_per_s"] > 0
+    sv = s["full"]["pipelines"]["silver_clickstream"]
+    assert s["full"]["silver_rows_per_s"] == round(sv["rows"] / sv["seconds"], 1) and sv["rows"] == events
     # The bare-Spark floor read all of bronze; deduplicating on the event id dropped the pool's resends
     # (and every row without one but the first: it has no quarantine).
     fl = s["floor"]
