@@ -37,10 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from quality_cost import run_silver, write_bronze  # noqa: E402
 
-from pyspark.sql import functions as F  # noqa: E402
-
+from kappalake.bench.floor import bare_events  # noqa: E402
 from kappalake.config import load_config  # noqa: E402
-from kappalake.ingest import contracts  # noqa: E402
 from kappalake.pipelines.compose import apply_transforms, read_source  # noqa: E402
 from kappalake.pipelines.plan import transform_specs  # noqa: E402
 from kappalake.pipelines import batches  # noqa: E402
@@ -95,16 +93,11 @@ def ladder(spark, cfg, root: Path, events: int) -> list[dict]:
     """Rows/s of silver's source streamed into Delta through each prefix of its transforms."""
     spec = cfg.pipeline("silver_clickstream")
     steps = list(transform_specs(spec))
-    schema = contracts.spark_schema("clickstream")
-    coords = ["topic", "partition", "offset", "kafka_timestamp"]
     rungs = [("bare from_json", None)] + [(" + ".join(t.name for t in steps[:k]), k) for k in range(1, len(steps) + 1)]
     out = []
     for i, (label, k) in enumerate(rungs):
         src = read_source(spark, spec)
-        if k is None:
-            df = src.select(*coords, F.from_json(F.col("value").cast("string"), schema).alias("e")).select(*coords, "e.*")
-        else:
-            df = apply_transforms(spark, spec, src, steps[:k])
+        df = bare_events(src, "clickstream") if k is None else apply_transforms(spark, spec, src, steps[:k])
         start = time.perf_counter()
         (df.writeStream.format("delta").option("checkpointLocation", str(root / f"ladder_{i}_checkpoint"))
          .trigger(availableNow=True).start(str(root / f"ladder_{i}")).awaitTermination())

@@ -19,35 +19,37 @@ import shutil
 import time
 from typing import Any
 
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-
-from pyspark.sql import SparkSession
 
 from kappalake.bench.stages import Context, rows_per_s
 from kappalake.config import Config, derive
 from kappalake.ingest import contracts
-from kappalake.ingest.kafka_clients import spark_source_options
+from kappalake.lake.tables import ensure_table
+from kappalake.pipelines.compose import read_source
 
 COORDINATES = ["topic", "partition", "offset", "kafka_timestamp"]
+
+
+def bare_events(bronze: DataFrame, topic: str) -> DataFrame:
+    """Bronze rows as a hand-written job parses them: the Kafka coordinates and ``from_json`` of
+    the payload with the contract's schema, nothing checked."""
+    schema = contracts.spark_schema(topic)
+    return (bronze.select(*COORDINATES, F.from_json(F.col("value").cast("string"), schema).alias("e"))
+            .select(*COORDINATES, "e.*"))
 
 
 def floor(ctx: Context) -> dict:
     """Rows/s of the two bare streams over the full stage's bronze (``from_json``; ``dedup``)."""
     cfg = derive(ctx.cfg, {"lake.root": str(ctx.workspace / "full" / "lake"), "monitoring.json_log": None})
-    bronze = cfg.lake.table_path("bronze.clickstream")
-    batch_bytes = cfg.pipelines["silver_clickstream"].source.max_bytes_per_trigger
-    schema = contracts.spark_schema("clickstream")
+    silver = cfg.pipeline("silver_clickstream")
     root = ctx.workspace / "floor"
     shutil.rmtree(root, ignore_errors=True)
-    rows = ctx.spark.read.format("delta").load(bronze).count()  # availableNow reads all of it
-    out: dict[str, Any] = {"source": "bronze.clickstream of the full stage", "max_bytes_per_trigger": batch_bytes}
+    rows = ctx.spark.read.format("delta").load(silver.source_path).count()  # availableNow reads all of it
+    out: dict[str, Any] = {"source": "bronze.clickstream of the full stage",
+                           "max_bytes_per_trigger": silver.source.max_bytes_per_trigger}
     for label, dedup in (("from_json", False), ("dedup", True)):
-        reader = ctx.spark.readStream.format("delta")
-        if batch_bytes:
-            reader = reader.option("maxBytesPerTrigger", batch_bytes)
-        events = (reader.load(bronze)
-                  .select(*COORDINATES, F.from_json(F.col("value").cast("string"), schema).alias("e"))
-                  .select(*COORDINATES, "e.*"))
+        events = bare_events(read_source(ctx.spark, silver), "clickstream")  # the source as silver reads it
         if dedup:
             events = events.withWatermark("kafka_timestamp", "10 minutes").dropDuplicatesWithinWatermark(["event_id"])
         target = str(root / label)
@@ -64,13 +66,11 @@ def floor(ctx: Context) -> dict:
 def kafka_to_delta(spark: SparkSession, cfg: Config, pipeline: str) -> Any:
     """Spark's Kafka source as ``pipeline`` reads it, straight into the path of its sink table
     (created with only the change feed on, to time the rows), under ``cfg``'s trigger of it."""
-    from delta.tables import DeltaTable
     spec = cfg.pipeline(pipeline)
     path = spec.sink_path
-    rows = (spark.readStream.format("kafka").options(**spark_source_options(spec.kafka, spec.source_topic, spec.source))
-            .load().select("key", "value", "topic", "partition", "offset", F.col("timestamp").alias("kafka_timestamp")))
-    (DeltaTable.createIfNotExists(spark).location(path).addColumns(rows.schema)
-     .property("delta.enableChangeDataFeed", "true").execute())
+    rows = read_source(spark, spec).select("key", "value", "topic", "partition", "offset",
+                                           F.col("timestamp").alias("kafka_timestamp"))
+    ensure_table(spark, path, rows.schema, [], {"delta.enableChangeDataFeed": "true"})
     writer = rows.writeStream.format("delta").option("checkpointLocation", spec.checkpoint).queryName(f"bench_bare_{pipeline}")
     if spec.conf.trigger.processing_time:
         writer = writer.trigger(processingTime=spec.conf.trigger.processing_time)
