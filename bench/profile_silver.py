@@ -11,6 +11,11 @@ own), and Spark's own split of each micro-batch (``durationMs``). Each phase's S
 times (executor run, CPU, GC) are summed per phase from Spark's status REST API. Prints a
 table and writes bench/results/profile_silver.json.
 
+It also reports silver's streaming plan as the JVM runs it (``codegen``): each whole-stage-codegen
+stage with the bytecode size of its largest generated method (HotSpot does not JIT-compile a
+method over 8,000 bytes, ``-XX:-DontCompileHugeMethods`` aside, so such a stage runs in the
+bytecode interpreter) and the operators that run outside any codegen stage.
+
 ``--ladder`` then streams the same bronze table again, availableNow into a Delta table, through
 growing prefixes of silver's transform chain: bare ``from_json`` with the contract's schema,
 ``parse_events``, + normalise, ..., + dedup (without the batch writer: no settle, gate,
@@ -25,12 +30,13 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
 import time
 import urllib.request
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -109,6 +115,34 @@ def ladder(spark, cfg, root: Path, events: int) -> list[dict]:
                 "rows_per_s": round(report.input_rows / seconds, 1)})
     print(f"  {out[-1]['rung']:90} {seconds:6.1f} s {report.input_rows / seconds:>10,.0f} rows/s")
     return out
+
+
+_IN_STAGE = re.compile(r"\*\((\d+)\) (\w+)")  # "*(2) Project [...]": an operator inside codegen stage 2
+HOTSPOT_HUGE_METHOD = 8000  # bytes of bytecode: HotSpot's HugeMethodLimit (its JIT skips larger methods)
+
+
+def codegen(spark, cfg, root: Path) -> dict:
+    """Silver's streaming query (its transform chain; the batch writer is not in it) run for one
+    micro-batch: its codegen stages by largest method, and the operators outside any stage."""
+    spec = cfg.pipeline("silver_clickstream")
+    target = root / "codegen_probe"
+    query = (apply_transforms(spark, spec, read_source(spark, spec)).writeStream.format("delta")
+             .option("checkpointLocation", str(target / "_checkpoint")).trigger(once=True).start(str(target)))
+    query.awaitTermination()
+    plan = query._jsq.streamingQuery().lastExecution().executedPlan()
+    stages = []
+    seq = spark.sparkContext._jvm.org.apache.spark.sql.execution.debug.package.codegenStringSeq(plan).iterator()
+    while seq.hasNext():
+        subtree = seq.next()
+        # "*(2) Project [...]\n+- *(2) Project ...": the stage's operators, top first
+        lines = [m for line in subtree._1().strip().splitlines() if (m := _IN_STAGE.match(line.lstrip(" :+-")))]
+        own = [m.group(2) for m in lines if m.group(1) == lines[0].group(1)]  # the subtree goes on below the stage
+        size = subtree._3().maxMethodCodeSize()
+        stages.append({"stage": f"*({lines[0].group(1)})", "operators": " <- ".join(own),
+                       "max_method_bytes": size, "interpreted": size > HOTSPOT_HUGE_METHOD})
+    outside = Counter(re.match(r"\w*", line.lstrip(" :+-")).group(0) for line in plan.treeString().splitlines()
+                      if line.strip() and not _IN_STAGE.match(line.lstrip(" :+-")))
+    return {"stages": stages, "outside_codegen": dict(outside.most_common())}
 
 
 def stage_times(spark) -> dict[str, dict[str, float]]:
@@ -201,6 +235,13 @@ def main() -> int:
                   "batches": batches, "seconds": round(seconds, 2), "rows_per_s": round(rows / seconds, 1),
                   "overrides": {k: v for k, v in overrides.items() if not k.startswith("lake.")},
                   "phase_seconds": phases, "write_seconds": writes, "progress_seconds": spark_split, "stages_by_phase": stages}
+        result["codegen"] = codegen(spark, cfg, root)
+        print("\nsilver's streaming query, one micro-batch: codegen stages (largest generated method; over "
+              f"{HOTSPOT_HUGE_METHOD:,} bytes HotSpot does not JIT-compile it)")
+        for st in result["codegen"]["stages"]:
+            print(f"  {st['stage']:6}{st['max_method_bytes']:>8,} B  {'interpreted' if st['interpreted'] else 'compiled':12}"
+                  f"{st['operators'][:100]}")
+        print("  outside any codegen stage: " + ", ".join(f"{k} x{n}" for k, n in result["codegen"]["outside_codegen"].items()))
         OUT.parent.mkdir(exist_ok=True)
         if args.ladder:
             OUT.write_text(json.dumps(result, indent=2) + "\n")  # the profile kept should a rung fail

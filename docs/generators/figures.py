@@ -71,7 +71,22 @@ def silver_profile() -> str:
     rows = [[phase.replace("_", " "), f"{s:.1f}", f"{s / total:.0%}"] for phase, s in d["phase_seconds"].items()]
     return (f"From `bench/results/profile_silver.json` ({d['when'][:10]}, {d['cpus']} cores, {d['spark_master']}): "
             f"{d['events']:,} events in {d['batches']} batches, {d['seconds']:.1f} s, "
-            f"**{d['rows_per_s']:,.0f} rows/s**.\n\n" + table(["phase", "wall s", "share"], rows) + _ladder(d))
+            f"**{d['rows_per_s']:,.0f} rows/s**.\n\n" + table(["phase", "wall s", "share"], rows) + _codegen(d) + _ladder(d))
+
+
+def _codegen(d: dict[str, Any]) -> str:
+    """Silver's streaming plan as the JVM ran it: codegen stages by largest generated method."""
+    cg = d.get("codegen")
+    if not cg:
+        return ""
+    rows = [[s["stage"], f"{s['max_method_bytes']:,}", "interpreted" if s["interpreted"] else "JIT-compiled",
+             s["operators"].replace(" <- ", ", ")]
+            for s in cg["stages"]]
+    outside = ", ".join(f"{k} x{n}" for k, n in cg["outside_codegen"].items())
+    return ("\n\nSilver's streaming query (the transform chain, one micro-batch) as the JVM ran it: each whole-stage "
+            "codegen stage with its largest generated method (HotSpot does not JIT-compile a method over 8,000 bytes "
+            "of bytecode):\n\n" + table(["stage", "largest method, bytes", "runs", "operators (top first)"], rows)
+            + f"\n\nOutside any codegen stage: {outside}.")
 
 
 def _ladder(d: dict[str, Any]) -> str:
