@@ -95,6 +95,14 @@ def instrument(ph: Phases) -> None:
     ph.wrap(batches, "write_metrics", "write_metrics")
 
 
+def into_delta(df, target: Path, **trigger):
+    """Stream ``df`` into a Delta table at ``target`` (its checkpoint inside) until the trigger ends it."""
+    query = (df.writeStream.format("delta").option("checkpointLocation", str(target / "_checkpoint"))
+             .trigger(**trigger).start(str(target)))
+    query.awaitTermination()  # raises the query's error
+    return query
+
+
 def ladder(spark, cfg, root: Path, events: int) -> list[dict]:
     """Rows/s of silver's source streamed into Delta through each prefix of its transforms."""
     spec = cfg.pipeline("silver_clickstream")
@@ -105,8 +113,7 @@ def ladder(spark, cfg, root: Path, events: int) -> list[dict]:
         src = read_source(spark, spec)
         df = bare_events(src, "clickstream") if k is None else apply_transforms(spark, spec, src, steps[:k])
         start = time.perf_counter()
-        (df.writeStream.format("delta").option("checkpointLocation", str(root / f"ladder_{i}_checkpoint"))
-         .trigger(availableNow=True).start(str(root / f"ladder_{i}")).awaitTermination())
+        into_delta(df, root / f"ladder_{i}", availableNow=True)
         seconds = time.perf_counter() - start
         out.append({"rung": label, "seconds": round(seconds, 2), "rows_per_s": round(events / seconds, 1)})
         print(f"  {label:90} {seconds:6.1f} s {events / seconds:>10,.0f} rows/s", flush=True)
@@ -125,10 +132,7 @@ def codegen(spark, cfg, root: Path) -> dict:
     """Silver's streaming query (its transform chain; the batch writer is not in it) run for one
     micro-batch: its codegen stages by largest method, and the operators outside any stage."""
     spec = cfg.pipeline("silver_clickstream")
-    target = root / "codegen_probe"
-    query = (apply_transforms(spark, spec, read_source(spark, spec)).writeStream.format("delta")
-             .option("checkpointLocation", str(target / "_checkpoint")).trigger(once=True).start(str(target)))
-    query.awaitTermination()
+    query = into_delta(apply_transforms(spark, spec, read_source(spark, spec)), root / "codegen_probe", once=True)
     plan = query._jsq.streamingQuery().lastExecution().executedPlan()
     stages = []
     seq = spark.sparkContext._jvm.org.apache.spark.sql.execution.debug.package.codegenStringSeq(plan).iterator()
