@@ -6,7 +6,10 @@ The full stage's bronze table, read as silver reads it (a Delta stream, silver's
 table, availableNow; then the same with ``dropDuplicatesWithinWatermark`` on the event id (the
 least any deduplicating silver does). No contract checks, quarantine, expectations, pseudonyms
 or enrichment: these are the rates a hand-written job reaches on this machine, in the same run
-as the limit and silver, so silver's cost can be read against them.
+as the limit and silver, so silver's cost can be read against them. Last, ``contract``: silver's
+own first step alone, the contract parse that gives every quarantined row its reasons
+(``parse_events`` as the pipeline configures it), streamed the same way: the least silver can
+cost while every reason stays as precise.
 
 ``hop``: :func:`kafka_to_delta` is the least a lake seconds behind Kafka needs, Spark's Kafka
 source straight into a Delta table (no transform, Delta's default table properties), run by
@@ -26,7 +29,8 @@ from kappalake.bench.stages import Context, rows_per_s
 from kappalake.config import Config, derive
 from kappalake.ingest import contracts
 from kappalake.lake.tables import ensure_table
-from kappalake.pipelines.compose import read_source
+from kappalake.pipelines.compose import apply_transforms, read_source
+from kappalake.pipelines.plan import transform_specs
 
 COORDINATES = ["topic", "partition", "offset", "kafka_timestamp"]
 
@@ -40,7 +44,8 @@ def bare_events(bronze: DataFrame, topic: str) -> DataFrame:
 
 
 def floor(ctx: Context) -> dict:
-    """Rows/s of the two bare streams over the full stage's bronze (``from_json``; ``dedup``)."""
+    """Rows/s of the bare streams over the full stage's bronze (``from_json``; ``dedup``) and of
+    silver's contract parse alone (``contract``)."""
     cfg = derive(ctx.cfg, {"lake.root": str(ctx.workspace / "full" / "lake"), "monitoring.json_log": None})
     silver = cfg.pipeline("silver_clickstream")
     root = ctx.workspace / "floor"
@@ -48,9 +53,14 @@ def floor(ctx: Context) -> dict:
     rows = ctx.spark.read.format("delta").load(silver.source_path).count()  # availableNow reads all of it
     out: dict[str, Any] = {"source": "bronze.clickstream of the full stage",
                            "max_bytes_per_trigger": silver.source.max_bytes_per_trigger}
-    for label, dedup in (("from_json", False), ("dedup", True)):
-        events = bare_events(read_source(ctx.spark, silver), "clickstream")  # the source as silver reads it
-        if dedup:
+    parse = next(t for t in transform_specs(silver) if t.name == "parse_events")
+    for label in ("from_json", "dedup", "contract"):
+        source = read_source(ctx.spark, silver)  # the source as silver reads it
+        if label == "contract":
+            events = apply_transforms(ctx.spark, silver, source, [parse])
+        else:
+            events = bare_events(source, "clickstream")
+        if label == "dedup":
             events = events.withWatermark("kafka_timestamp", "10 minutes").dropDuplicatesWithinWatermark(["event_id"])
         target = str(root / label)
         start = time.perf_counter()

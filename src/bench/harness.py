@@ -163,6 +163,7 @@ def summarize(result: dict) -> dict:
         "silver_vs_limit": _ratio(g("full", "silver_rows_per_s"), g("limit", "rows_per_s")),
         "floor_from_json_vs_limit": _ratio(g("floor", "from_json", "rows_per_s"), g("limit", "rows_per_s")),
         "floor_dedup_vs_limit": _ratio(g("floor", "dedup", "rows_per_s"), g("limit", "rows_per_s")),
+        "floor_contract_vs_limit": _ratio(g("floor", "contract", "rows_per_s"), g("limit", "rows_per_s")),
         "silver_vs_floor_dedup": _ratio(g("full", "silver_rows_per_s"), g("floor", "dedup", "rows_per_s")),
         "silver_p50_ms": g("latency", "latency_ms", "from_kafka", "p50"),
         "silver_p95_ms": g("latency", "latency_ms", "from_kafka", "p95"),

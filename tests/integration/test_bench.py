@@ -60,6 +60,7 @@ def test_bench_measures_every_stage(spark, broker_conf, tmp_path):
     fl = s["floor"]
     assert fl["from_json"]["rows"] == fl["dedup"]["rows"] == fl["from_json"]["rows_written"] == events
     assert 0.9 * events < fl["dedup"]["rows_written"] < events
+    assert fl["contract"]["rows"] == fl["contract"]["rows_written"] == events  # every row, faults too, with its codes
 
     # Latency: measured on the rows the feed sent after warm-up, from the change feed's commit times.
     lat = s["latency"]
