@@ -21,8 +21,10 @@ from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import BinaryType, LongType, StringType, StructField, StructType
 
 from kappalake.config import Config
+from kappalake.frames import local_frame
 from kappalake.ingest.faults import FaultRates
 from kappalake.ingest.kafka_clients import spark_kafka_options
 from kappalake.ingest.producer import ProduceSpec, make_producer, records
@@ -93,8 +95,15 @@ def _iso(v: Any) -> int | None:
         return None
 
 
+_POOL_SCHEMA = StructType([StructField(n, t) for n, t in (
+    ("idx", LongType()), ("key", BinaryType()), ("template", StringType()), ("raw", BinaryType()), ("k", LongType()),
+    ("t_ms", LongType()), ("et_off_ms", LongType()), ("lag_ms", LongType()))])
+
+
 def _pool_df(spark: SparkSession, pool: Pool) -> DataFrame:
-    return spark.createDataFrame(pool.rows, "idx long, key binary, template string, raw binary, k long, t_ms long, et_off_ms long, lag_ms long")
+    # From Arrow, not Python rows: a live feed's plan broadcasts the pool in every micro-batch, and
+    # a Python-row frame would start Python workers each time, on the cores being measured.
+    return local_frame(spark, pool.rows, _POOL_SCHEMA)
 
 
 def expand(numbers: DataFrame, pool: DataFrame, size: int, span_ms: int, base_ms: Column, salt: int,
