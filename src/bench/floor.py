@@ -8,8 +8,9 @@ least any deduplicating silver does). No contract checks, quarantine, expectatio
 or enrichment: these are the rates a hand-written job reaches on this machine, in the same run
 as the limit and silver, so silver's cost can be read against them. Last, ``contract``: silver's
 own first step alone, the contract parse that gives every quarantined row its reasons
-(``parse_events`` as the pipeline configures it), streamed the same way: the least silver can
-cost while every reason stays as precise.
+(``parse_events`` as the pipeline configures it, every row with its codes, without the raw record
+only the quarantine keeps), streamed the same way: the least silver can cost while every reason
+stays as precise.
 
 ``hop``: :func:`kafka_to_delta` is the least a lake seconds behind Kafka needs, Spark's Kafka
 source straight into a Delta table (no transform, Delta's default table properties), run by
@@ -56,8 +57,8 @@ def floor(ctx: Context) -> dict:
     parse = next(t for t in transform_specs(silver) if t.name == "parse_events")
     for label in ("from_json", "dedup", "contract"):
         source = read_source(ctx.spark, silver)  # the source as silver reads it
-        if label == "contract":
-            events = apply_transforms(ctx.spark, silver, source, [parse])
+        if label == "contract":  # written as silver writes kept rows: the raw record only goes to quarantine
+            events = apply_transforms(ctx.spark, silver, source, [parse]).drop("key", "value", "headers")
         else:
             events = bare_events(source, "clickstream")
         if label == "dedup":
