@@ -34,16 +34,15 @@ from kappalake.ingest.simulators.base import parse_ms
 _MARKS = {"@@EID@@": "%1$s", "@@ET@@": "%2$s", "@@ST@@": "%3$s", "@@COPY@@": "%4$s"}
 ISO_MS = "yyyy-MM-dd'T'HH:mm:ss.SSS'Z'"
 _WRITE_OPTIONS = {"kafka.linger.ms": "20", "kafka.batch.size": "262144", "kafka.compression.type": "lz4"}
-# Built from Arrow, not Python rows: a Python-row frame starts Python workers at every use.
 _POOL_SCHEMA = StructType([StructField(n, t) for n, t in (
     ("idx", LongType()), ("key", BinaryType()), ("template", StringType()), ("raw", BinaryType()), ("k", LongType()),
     ("t_ms", LongType()), ("et_off_ms", LongType()), ("lag_ms", LongType()))])
 
 
 # A live feed joins every micro-batch with its templates by broadcast; with 50,000 of them that
-# broadcast took about as much CPU as the feed's sending (5,000 events/s: 43 CPU-s per 30 s with
-# 50,000, 18 with 2,000), on the cores the latency stages measure. A few thousand still hold each
-# fault kind several times.
+# broadcast took about as much CPU as the sending (5,000 events/s, the feed alone: 43 CPU-s per
+# 30 s with 50,000 templates, 18 with 2,000), on the cores the latency stages measure. 5,000
+# still hold each fault kind about ten times.
 LIVE_TEMPLATES = 5_000
 
 
@@ -55,21 +54,27 @@ class Pool:
     topic: str
     rows: list[tuple] = field(default_factory=list)
     span_ms: int = 0
-    _frame: DataFrame | None = field(default=None, repr=False)
-    _live: Pool | None = field(default=None, repr=False)
+    _frame: DataFrame | None = field(default=None, init=False, compare=False, repr=False)
+    _live: Pool | None = field(default=None, init=False, compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def live(self) -> Pool:
-        """The first :data:`LIVE_TEMPLATES` templates, for a live feed (its times are the send time)."""
+        """At most the first :data:`LIVE_TEMPLATES` templates, for a live feed (whose event and
+        send times are the send time, so the pool's span does not matter)."""
+        if len(self) <= LIVE_TEMPLATES:
+            return self
         if self._live is None:
             self._live = Pool(self.topic, self.rows[:LIVE_TEMPLATES], self.span_ms)
         return self._live
 
-    def frame(self, spark: SparkSession) -> DataFrame:
-        """The rows as a DataFrame, built once and cached: a live feed broadcasts the pool in every
-        micro-batch, which would otherwise ship all of it in a task each time."""
+    def frame(self, spark: SparkSession, cached: bool = False) -> DataFrame:
+        """The rows as a DataFrame, from Arrow (Python rows would start Python workers at every
+        use). ``cached``: built once and kept for the pool's life, for a feed that broadcasts it in
+        every micro-batch (else each one ships all of it in a task)."""
+        if not cached:
+            return local_frame(spark, self.rows, _POOL_SCHEMA)
         if self._frame is None or self._frame.sparkSession is not spark:
             self._frame = local_frame(spark, self.rows, _POOL_SCHEMA).persist()
         return self._frame
@@ -165,15 +170,12 @@ def preload(spark: SparkSession, cfg: Config, topic: str, pool: Pool, count: int
 
 def paced(spark: SparkSession, cfg: Config, topic: str, pool: Pool, rate: int, checkpoint: str,
           trigger: str = "100 milliseconds", salt: int | None = None):
-    """Start a streaming query sending ``rate`` events/s from the pool (its first
-    :data:`LIVE_TEMPLATES`) to ``topic`` (Spark's rate source -> Kafka sink); event and send time
-    are the micro-batch's time. Returns the query."""
+    """Start a streaming query sending ``rate`` events/s from the pool to ``topic`` (Spark's rate
+    source -> Kafka sink); event and send time are the micro-batch's time. Returns the query."""
     salt = salt if salt is not None else uuid.uuid4().int % 2**32
-    if len(pool) > LIVE_TEMPLATES:
-        pool = pool.live()
     numbers = (spark.readStream.format("rate").option("rowsPerSecond", rate).option("numPartitions", 2).load()
                .select(F.col("value").alias("n")))
-    out = expand(numbers, pool.frame(spark), len(pool), pool.span_ms, F.lit(0), salt, now=F.current_timestamp())
+    out = expand(numbers, pool.frame(spark, cached=True), len(pool), pool.span_ms, F.lit(0), salt, now=F.current_timestamp())
     return (out.writeStream.format("kafka").options(**spark_kafka_options(cfg.kafka_settings)).options(**_WRITE_OPTIONS)
             .option("topic", cfg.topic_name(topic)).option("checkpointLocation", checkpoint)
             .trigger(processingTime=trigger).queryName(f"bench_feed_{topic}").start())

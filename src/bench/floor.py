@@ -7,10 +7,9 @@ table, availableNow; then the same with ``dropDuplicatesWithinWatermark`` on the
 least any deduplicating silver does). No contract checks, quarantine, expectations, pseudonyms
 or enrichment: these are the rates a hand-written job reaches on this machine, in the same run
 as the limit and silver, so silver's cost can be read against them. Last, ``contract``: silver's
-own first step alone, the contract parse that gives every quarantined row its reasons
-(``parse_events`` as the pipeline configures it, every row with its codes, without the raw record
-only the quarantine keeps), streamed the same way: the least silver can cost while every reason
-stays as precise.
+first step alone, ``parse_events`` as the pipeline configures it, streamed the same way (every
+row with its codes; the raw record left out, as silver's kept rows leave it to the quarantine):
+the least silver costs while every quarantine reason stays as precise.
 
 ``hop``: :func:`kafka_to_delta` is the least a lake seconds behind Kafka needs, Spark's Kafka
 source straight into a Delta table (no transform, Delta's default table properties), run by
@@ -32,6 +31,8 @@ from kappalake.ingest import contracts
 from kappalake.lake.tables import ensure_table
 from kappalake.pipelines.compose import apply_transforms, read_source
 from kappalake.pipelines.plan import transform_specs
+from kappalake.quality.quarantine import RAW_ONLY
+from kappalake.transforms.parse import ERRORS
 
 COORDINATES = ["topic", "partition", "offset", "kafka_timestamp"]
 
@@ -54,11 +55,11 @@ def floor(ctx: Context) -> dict:
     rows = ctx.spark.read.format("delta").load(silver.source_path).count()  # availableNow reads all of it
     out: dict[str, Any] = {"source": "bronze.clickstream of the full stage",
                            "max_bytes_per_trigger": silver.source.max_bytes_per_trigger}
-    parse = next(t for t in transform_specs(silver) if t.name == "parse_events")
-    for label in ("from_json", "dedup", "contract"):
+    parse = [t for t in transform_specs(silver) if t.name == "parse_events"]
+    for label in ("from_json", "dedup", "contract") if parse else ("from_json", "dedup"):
         source = read_source(ctx.spark, silver)  # the source as silver reads it
-        if label == "contract":  # written as silver writes kept rows: the raw record only goes to quarantine
-            events = apply_transforms(ctx.spark, silver, source, [parse]).drop("key", "value", "headers")
+        if label == "contract":
+            events = apply_transforms(ctx.spark, silver, source, parse).drop(*[c for c in RAW_ONLY if c != ERRORS])
         else:
             events = bare_events(source, "clickstream")
         if label == "dedup":

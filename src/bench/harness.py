@@ -145,7 +145,8 @@ def _stage(ctx: stages.Context, plan: Plan, name: str) -> dict:
     if name == "soak":
         return stages.sustained(ctx, "soak", plan.soak_rate, plan.soak_s,
                                 ["bronze_clickstream", "silver_clickstream", *stages.GOLD_CLICKSTREAM], plan.trigger,
-                                plan.warmup_s, sample_s=5.0 if plan.soak_s >= 120 else 2.0)
+                                plan.warmup_s, sample_s=5.0 if plan.soak_s >= 120 else 2.0,
+                                live_pool=False)  # the gold queries' sessions as long as in earlier soaks
     raise ValueError(f"unknown stage {name}")
 
 

@@ -185,13 +185,14 @@ def _count(spark: SparkSession, cfg: Config, table: str) -> int:
 
 def sustained(ctx: Context, stage: str, rate: int, seconds: float, names: list[str], trigger: str | None,
               warmup_s: float, sample_s: float = 5.0, visible_in: str = "silver.clickstream",
-              start: Callable[[SparkSession, Config, str], Any] | None = None) -> dict:
+              start: Callable[[SparkSession, Config, str], Any] | None = None, live_pool: bool = True) -> dict:
     """Feed ``rate`` clickstream events/s for ``seconds`` into a fresh topic while ``names`` stream
     (processing-time triggers); then produce-to-visible latency in ``visible_in`` from its change
     feed (commit time of the version that added each row minus its Kafka timestamp and its
     ``sent_at``) and, when that is not bronze, bronze's (the first hop's), process memory, state
     size and batch durations over the run. ``start`` starts a query in place of the pipeline
-    ``names[i]`` (a bare Spark stream)."""
+    ``names[i]`` (a bare Spark stream). ``live_pool``: send from the pool's first templates only
+    (:meth:`Pool.live`: a lighter feed, its sessions a tenth as long)."""
     topic = f"bench_{stage}_{int(time.time())}"
     triggers = {f"pipelines.{n}.trigger": {"processing_time": trigger} for n in names if trigger}
     cfg = ctx.stage_cfg(stage, **{"topics.clickstream.name": topic,
@@ -201,7 +202,7 @@ def sustained(ctx: Context, stage: str, rate: int, seconds: float, names: list[s
     write_reference_tables(ctx.spark, cfg)
     spark = ctx.spark
     spark.conf.set("spark.sql.streaming.numRecentProgressUpdates", "100000")
-    pool = ctx.pool("clickstream")
+    pool = ctx.pool("clickstream").live() if live_pool else ctx.pool("clickstream")
     closers: list = []
     queries: dict = {}
     feed = None
