@@ -38,7 +38,9 @@ EVENTS = 2000
 
 
 def _get(url: str):
-    with urllib.request.urlopen(url, timeout=5) as r:
+    # The job's driver answers its REST API from a loaded machine (two workers, the broker and
+    # this session's Spark on two cores): a fresh clone on a slower machine timed out at 5 s.
+    with urllib.request.urlopen(url, timeout=60) as r:
         return json.load(r)
 
 
@@ -112,7 +114,13 @@ def test_a_worker_lost_mid_stream_costs_nothing(spark, broker_conf, tmp_path):
         feed.join(timeout=120)
         assert sent["stats"].acked == EVENTS and not sent["stats"].errors
         _wait("the job to catch up", lambda: _caught_up(spark, cfg), 300, job, log)
-        executors = _get(f"http://127.0.0.1:{ui}/api/v1/applications/{app}/allexecutors")
+        executors_url = f"http://127.0.0.1:{ui}/api/v1/applications/{app}/allexecutors"
+        # The restarted worker's executor starts in its own JVM; on a slow machine the job can
+        # catch up on the remaining one before it has run a task (the stream goes on meanwhile).
+        _wait("tasks in the lost executor's replacement",
+              lambda: len([e for e in _get(executors_url) if e["id"] != "driver" and e["totalTasks"] > 0]) >= 3,
+              240, job, log)
+        executors = _get(executors_url)
         job.send_signal(signal.SIGTERM)
         assert job.wait(timeout=120) == 0, log.read_text()[-3000:]
         # The batch side on the cluster: a reprocess of what the stream wrote changes nothing but
