@@ -202,7 +202,8 @@ def sustained(ctx: Context, stage: str, rate: int, seconds: float, names: list[s
     write_reference_tables(ctx.spark, cfg)
     spark = ctx.spark
     spark.conf.set("spark.sql.streaming.numRecentProgressUpdates", "100000")
-    pool = ctx.pool("clickstream").live() if live_pool else ctx.pool("clickstream")
+    pool = ctx.pool("clickstream")
+    pool = pool.live() if live_pool else pool
     closers: list = []
     queries: dict = {}
     feed = None

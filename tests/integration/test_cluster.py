@@ -44,6 +44,10 @@ def _get(url: str):
         return json.load(r)
 
 
+def _remote_with_tasks(executors: list[dict]) -> list[dict]:
+    return [e for e in executors if e["id"] != "driver" and e["totalTasks"] > 0]
+
+
 def _wait(what: str, ready, timeout: float, job: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + timeout
     while not ready():
@@ -118,8 +122,7 @@ def test_a_worker_lost_mid_stream_costs_nothing(spark, broker_conf, tmp_path):
         # The restarted worker's executor starts in its own JVM; on a slow machine the job can
         # catch up on the remaining one before it has run a task (the stream goes on meanwhile).
         _wait("tasks in the lost executor's replacement",
-              lambda: len([e for e in _get(executors_url) if e["id"] != "driver" and e["totalTasks"] > 0]) >= 3,
-              240, job, log)
+              lambda: len(_remote_with_tasks(_get(executors_url))) >= 3, 240, job, log)
         executors = _get(executors_url)
         job.send_signal(signal.SIGTERM)
         assert job.wait(timeout=120) == 0, log.read_text()[-3000:]
@@ -144,7 +147,7 @@ def test_a_worker_lost_mid_stream_costs_nothing(spark, broker_conf, tmp_path):
     # The tasks ran in the workers' executors, not in the driver; the lost worker's executor was
     # replaced by one on the restarted worker, and its failed tasks ran again elsewhere.
     remote = [e for e in executors if e["id"] != "driver"]
-    assert len([e for e in remote if e["totalTasks"] > 0]) >= 3, executors
+    assert len(_remote_with_tasks(executors)) >= 3, executors
     assert any(not e["isActive"] for e in remote) and len(remote) > len([k for k in before if k != "driver"]), executors
     assert next(e for e in executors if e["id"] == "driver")["totalTasks"] == 0, executors
     work = list((tmp_path / "cluster").glob("worker-*/app-*/*/stderr"))
