@@ -70,8 +70,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if not hasattr(config, "workerinput") and getattr(config.option, "numprocesses", None):
+    if hasattr(config, "workerinput"):
+        return  # a worker inherits the controller's environment (JAVA_TOOL_OPTIONS)
+    if getattr(config.option, "numprocesses", None):
         resolve_spark_packages()
+    share_jvm_classes()
+
+
+def share_jvm_classes() -> None:
+    """Every JVM of the run maps one class-data-sharing archive of Spark's classes
+    (tests/class_archive.py), built on the first run on this machine."""
+    from tests import class_archive
+
+    archive = class_archive.ensure(CACHE_DIR, REPO, JVM_OPTIONS)
+    if archive is not None and str(archive) not in os.environ["JAVA_TOOL_OPTIONS"]:
+        os.environ["JAVA_TOOL_OPTIONS"] += f" -XX:SharedArchiveFile={archive} {class_archive.QUIET}"
 
 
 def resolve_spark_packages() -> None:
