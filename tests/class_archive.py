@@ -3,14 +3,18 @@ session loads, parsed and verified once and then mapped by every JVM the suite s
 sessions, each job, CLI and spark-submit process). Measured on 2 cores: a session with Delta
 up and its first Delta write and read 14.8 -> 10.4 s; the suite starts dozens of such JVMs.
 
-Built once per machine and Spark/Delta version under .kappalake/cache, by a small Spark run
-with ``-XX:ArchiveClassesAtExit`` (JDK 13+). A JVM whose class path differs (the broker, a
-standalone worker's executors) or a stale archive simply runs without it: the JVM checks the
-class path and jar times itself, and its cds warnings are switched off."""
+Built once per checkout, JDK and set of Spark jars under .kappalake/cache, by a small Spark run
+whose driver has ``-XX:ArchiveClassesAtExit`` (JDK 13+); a build that fails leaves a ``.failed``
+stamp there and is not retried (delete it to try again). A JVM whose class path differs (the
+broker) or a stale archive simply runs without it: the JVM checks the class path and jar times
+itself, and its cds warnings are switched off."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,56 +23,73 @@ from importlib.metadata import version
 from pathlib import Path
 
 QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
+_PID = re.compile(r"^archive-jvm-pid=(\d+)$", re.M)
 
 
 def archive_path(cache: Path) -> Path:
-    return cache / f"spark-classes-{version('pyspark')}-{version('delta_spark')}.jsa"
+    """Named by what makes an archive stale: the JDK and Spark's jars (a JVM skips a stale one)."""
+    import pyspark
+
+    java = Path(shutil.which("java") or "java").resolve()
+    jars = Path(pyspark.__file__).parent / "jars"
+    stamp = f"{java}:{_mtime(java)}:{_mtime(jars)}:{version('delta_spark')}"
+    return cache / f"spark-classes-{version('pyspark')}-{hashlib.sha1(stamp.encode()).hexdigest()[:10]}.jsa"
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def ensure(cache: Path, repo: Path, java_options: str) -> Path | None:
-    """The archive for these versions, built now if missing; None when it cannot be built."""
+    """The archive for this JDK and these jars, built now if missing; None when it cannot be built
+    (remembered by a ``.failed`` stamp beside it, so later runs do not try again)."""
     archive = archive_path(cache)
+    failed = archive.with_suffix(".failed")
     if archive.is_file():
         return archive
+    if failed.exists():
+        return None
     cache.mkdir(parents=True, exist_ok=True)
-    partial = archive.with_suffix(".partial")
-    partial.unlink(missing_ok=True)
-    env = {**os.environ, "JAVA_TOOL_OPTIONS": f"{java_options} -XX:ArchiveClassesAtExit={partial} {QUIET}"}
+    partial = archive.with_suffix(f".{os.getpid()}.partial")
+    env = {**os.environ, "JAVA_TOOL_OPTIONS": f"{java_options} {QUIET}"}
     try:
-        run = subprocess.run([sys.executable, "-m", "tests.class_archive"], env=env, cwd=repo, timeout=300,
-                             capture_output=True, text=True)
-        pid = int(run.stdout.split()[-1]) if run.returncode == 0 and run.stdout.split() else None
-    except (subprocess.TimeoutExpired, ValueError):
-        pid = None
-    if pid is None:
+        # Only the driver dumps: spark-class's launcher JVM would write its own small archive first.
+        run = subprocess.run([sys.executable, "-m", "tests.class_archive", str(partial)], env=env, cwd=repo,
+                             timeout=300, capture_output=True, text=True)
+        match = _PID.search(run.stdout) if run.returncode == 0 else None
+        if match is not None:
+            _wait_gone(int(match.group(1)), 120)  # it writes the archive as it exits
+        if match is None or not partial.is_file() or partial.stat().st_size < 1 << 20:
+            raise OSError(f"no archive written (exit {run.returncode})")
+        os.replace(partial, archive)
+        return archive
+    except (OSError, subprocess.SubprocessError) as e:
+        failed.write_text(f"{e}\n")
         return None
-    deadline = time.monotonic() + 120  # the JVM writes the archive as it exits, after Python has
-    while time.monotonic() < deadline and _alive(pid):
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    """Until process ``pid`` has exited (a zombie has: it is only waiting to be reaped)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return
+        if "\nState:\tZ" in state:
+            return
         time.sleep(0.2)
-    if _alive(pid) or not partial.is_file():
-        return None
-    partial.rename(archive)
-    return archive
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid)
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/status").read_text().split("State:", 1)[1].split("\n", 1)[0].lower()
-    except (OSError, IndexError):
-        return ""
-
-
-def main() -> None:
+def main(archive: str) -> None:
     """What most of the suite's JVMs do early: a session with Delta and the Kafka connector, a Delta
-    write and read, one streaming micro-batch into Delta; prints the JVM's pid last."""
+    write and read, one streaming micro-batch into Delta. The driver JVM dumps its classes to
+    ``archive`` as it exits; its pid is printed last."""
     from kappalake.config import load_config
     from kappalake.session import get_spark
 
@@ -76,7 +97,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         spark = get_spark(load_config("local", repo / "conf", overrides={
             "spark.master": "local[1]", "spark.conf.spark.ui.enabled": "false", "lake.root": tmp,
-            "lake.checkpoint_root": f"{tmp}/_checkpoints", "monitoring.json_log": None}))
+            "lake.checkpoint_root": f"{tmp}/_checkpoints", "monitoring.json_log": None,
+            "spark.conf.spark.driver.extraJavaOptions": f"-XX:ArchiveClassesAtExit={archive}"}))
         pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
         spark.range(10).write.format("delta").save(f"{tmp}/t")
         spark.read.format("delta").load(f"{tmp}/t").count()
@@ -84,8 +106,8 @@ def main() -> None:
         (spark.readStream.format("delta").load(f"{tmp}/t").writeStream.format("delta")
          .option("checkpointLocation", f"{tmp}/c").trigger(availableNow=True).start(f"{tmp}/s").awaitTermination())
         spark.stop()
-    print(pid)
+    print(f"archive-jvm-pid={pid}", flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1])
