@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from importlib.metadata import version
 from pathlib import Path
 
 QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
-_PID = re.compile(r"^archive-jvm-pid=(\d+)$", re.M)
 
 
 def archive_path(cache: Path) -> Path:
@@ -57,12 +54,11 @@ def ensure(cache: Path, repo: Path, java_options: str) -> Path | None:
     env = {**os.environ, "JAVA_TOOL_OPTIONS": f"{java_options} {QUIET}"}
     try:
         # Only the driver dumps: spark-class's launcher JVM would write its own small archive first.
+        # The JVM writes the archive as it exits; it shares the captured stdout, so run() returns
+        # only once the JVM has exited too.
         run = subprocess.run([sys.executable, "-m", "tests.class_archive", str(partial)], env=env, cwd=repo,
                              timeout=300, capture_output=True, text=True)
-        match = _PID.search(run.stdout) if run.returncode == 0 else None
-        if match is not None:
-            _wait_gone(int(match.group(1)), 120)  # it writes the archive as it exits
-        if match is None or not partial.is_file() or partial.stat().st_size < 1 << 20:
+        if run.returncode != 0 or not partial.is_file() or partial.stat().st_size < 1 << 20:
             raise OSError(f"no archive written (exit {run.returncode})")
         os.replace(partial, archive)
         return archive
@@ -73,23 +69,10 @@ def ensure(cache: Path, repo: Path, java_options: str) -> Path | None:
         partial.unlink(missing_ok=True)
 
 
-def _wait_gone(pid: int, timeout: float) -> None:
-    """Until process ``pid`` has exited (a zombie has: it is only waiting to be reaped)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            return
-        if "\nState:\tZ" in state:
-            return
-        time.sleep(0.2)
-
-
 def main(archive: str) -> None:
     """What most of the suite's JVMs do early: a session with Delta and the Kafka connector, a Delta
     write and read, one streaming micro-batch into Delta. The driver JVM dumps its classes to
-    ``archive`` as it exits; its pid is printed last."""
+    ``archive`` as it exits."""
     from kappalake.config import load_config
     from kappalake.session import get_spark
 
@@ -99,14 +82,12 @@ def main(archive: str) -> None:
             "spark.master": "local[1]", "spark.conf.spark.ui.enabled": "false", "lake.root": tmp,
             "lake.checkpoint_root": f"{tmp}/_checkpoints", "monitoring.json_log": None,
             "spark.conf.spark.driver.extraJavaOptions": f"-XX:ArchiveClassesAtExit={archive}"}))
-        pid = spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid()
         spark.range(10).write.format("delta").save(f"{tmp}/t")
         spark.read.format("delta").load(f"{tmp}/t").count()
         spark.readStream.format("kafka").option("kafka.bootstrap.servers", "127.0.0.1:9").option("subscribe", "x").load()
         (spark.readStream.format("delta").load(f"{tmp}/t").writeStream.format("delta")
          .option("checkpointLocation", f"{tmp}/c").trigger(availableNow=True).start(f"{tmp}/s").awaitTermination())
         spark.stop()
-    print(f"archive-jvm-pid={pid}", flush=True)
 
 
 if __name__ == "__main__":

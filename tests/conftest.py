@@ -79,7 +79,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def share_jvm_classes() -> None:
     """Every JVM of the run maps one class-data-sharing archive of Spark's classes
-    (tests/class_archive.py), built on the first run on this machine."""
+    (tests/class_archive.py), built on the checkout's first run."""
     from tests import class_archive
 
     archive = class_archive.ensure(CACHE_DIR, REPO, JVM_OPTIONS)
